@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "carmfg.accounts"
+    label = "accounts"
+    verbose_name = "Sites and accounts"
+
+    def ready(self) -> None:
+        from carmfg.accounts import receivers  # noqa: F401  (connects the login audit)

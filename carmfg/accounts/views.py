@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from carmfg.accounts.middleware import SESSION_KEY
+from carmfg.accounts.selectors import membership_for, membership_list_for_site, site_get_for_user
+from carmfg.audit.models import Action
+from carmfg.audit.services import audit_record
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    template_name = "accounts/password_change.html"
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit_record(actor=self.request.user, action=Action.UPDATE, obj=self.request.user,
+                     object_repr=self.request.user.get_username(), changes={"password": "changed"})
+        messages.success(self.request, "Your password was changed.")
+        return response
+
+    def get_success_url(self):
+        return "/"
+
+
+@login_required
+@require_POST
+def site_switch(request: HttpRequest) -> HttpResponse:
+    try:
+        pk = int(request.POST.get("site", ""))
+    except ValueError:
+        pk = -1
+    site = site_get_for_user(request.user, pk)
+    request.session[SESSION_KEY] = site.pk
+    audit_record(actor=request.user, action=Action.SITE_SWITCH, obj=site, site=site, changes={"site": site.code})
+    messages.info(request, f"You are now working at {site.name}.")
+    target = request.POST.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        target = "/"
+    return redirect(target)
+
+
+@login_required
+def site_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    site = site_get_for_user(request.user, pk)
+    return render(
+        request,
+        "accounts/site_detail.html",
+        {"site": site, "memberships": membership_list_for_site(request.user, site),
+         "my_membership": membership_for(request.user, site)},
+    )

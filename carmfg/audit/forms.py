@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from django import forms
+
+from carmfg.audit.models import Action
+from carmfg.audit.selectors import AuditFilter
+
+
+class AuditFilterForm(forms.Form):
+    site = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Site")
+    root = forms.CharField(required=False, max_length=170, label="Record (e.g. batches.batch:12)")
+    username = forms.CharField(required=False, max_length=150, label="User")
+    object_type = forms.CharField(required=False, max_length=100, label="Object type")
+    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *Action.choices])
+    date_from = forms.DateField(required=False, label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, sites, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sites = {s.pk: s for s in sites}
+        self.fields["site"].choices = [("", "All my sites"), *((s.pk, s.name) for s in sites)]
+
+    def clean(self):
+        data = super().clean()
+        for name in ("root", "username", "object_type"):
+            if "\x00" in (data.get(name) or ""):
+                self.add_error(name, "Contains a NUL byte.")
+        root = data.get("root") or ""
+        if root and ":" not in root:
+            self.add_error("root", "Write the record as type:id, e.g. batches.batch:12.")
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            self.add_error("date_to", "The end date is before the start date.")
+        return data
+
+    def to_filter(self) -> AuditFilter:
+        data = self.cleaned_data
+        root_type, _, root_id = (data.get("root") or "").partition(":")
+        return AuditFilter(
+            site=self.sites.get(data.get("site")) if data.get("site") else None,
+            root_type=root_type.strip(),
+            root_id=root_id.strip(),
+            username=(data.get("username") or "").strip(),
+            object_type=(data.get("object_type") or "").strip(),
+            action=data.get("action") or "",
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+        )

@@ -1,0 +1,100 @@
+"""The append-only, hash-chained audit trail (21 CFR 11.10(e), EU GMP Annex 11 §9).
+
+Each site has its own chain (events with no site, such as failed logins for unknown
+users, form chain 0), so one site's trail can be verified, exported and embedded in
+its signed records without another hospital's events. Triggers installed by the
+migrations refuse UPDATE and DELETE on ``audit_auditevent``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from carmfg.canonical import GENESIS_HASH
+
+
+class Action(models.TextChoices):
+    CREATE = "create", "Created"
+    UPDATE = "update", "Updated"
+    DELETE = "delete", "Deleted"
+    SIGN = "sign", "Signed"
+    SIGN_REFUSED = "sign_refused", "Signature refused"
+    VOID = "void", "Signature voided"
+    TRANSITION = "transition", "State changed"
+    BLOCKED = "blocked", "Action blocked"
+    VIEW_EXPORT = "view_export", "Exported"
+    PRINT = "print", "Printed"
+    LOGIN = "login", "Logged in"
+    LOGIN_FAILED = "login_failed", "Login failed"
+    LOGOUT = "logout", "Logged out"
+    LOCKED_OUT = "locked_out", "Locked out"
+    SITE_SWITCH = "site_switch", "Switched site"
+
+
+class AuditEvent(models.Model):
+    chain = models.PositiveBigIntegerField(help_text="Site id, or 0 for events of no site.")
+    seq = models.PositiveBigIntegerField()
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor_username = models.CharField(max_length=150, blank=True)
+    actor_name = models.CharField(max_length=300, blank=True)
+    site = models.ForeignKey("accounts.Site", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=32, choices=Action.choices)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=300, blank=True)
+    # The record the event belongs to for review (e.g. the batch of a step record).
+    root_type = models.CharField(max_length=100, blank=True)
+    root_id = models.CharField(max_length=64, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["chain", "seq"]
+        constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="audit_gap_free_sequence_per_chain")]
+        indexes = [
+            models.Index(fields=["site", "-occurred_at"], name="audit_site_time"),
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+            models.Index(fields=["root_type", "root_id", "seq"], name="audit_root"),
+            models.Index(fields=["actor", "-occurred_at"], name="audit_actor_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.chain}.{self.seq} {self.action} {self.object_type}:{self.object_id}"
+
+    def hash_payload(self) -> dict:
+        """Everything the event's hash covers, including the previous event's hash."""
+        return {
+            "chain": self.chain,
+            "seq": self.seq,
+            "occurred_at": self.occurred_at,
+            "actor_id": self.actor_id,
+            "actor_username": self.actor_username,
+            "actor_name": self.actor_name,
+            "site_id": self.site_id,
+            "action": self.action,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "object_repr": self.object_repr,
+            "root_type": self.root_type,
+            "root_id": self.root_id,
+            "changes": self.changes,
+            "reason": self.reason,
+            "request_id": self.request_id,
+            "prev_hash": self.prev_hash,
+        }
+
+
+class ChainHead(models.Model):
+    """The last event of each chain. Locked with SELECT FOR UPDATE to serialise writers."""
+
+    chain = models.PositiveBigIntegerField(primary_key=True)
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    def __str__(self) -> str:
+        return f"chain {self.chain} at {self.seq}"

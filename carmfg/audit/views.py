@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import csv
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Max
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+
+from carmfg.audit.forms import AuditFilterForm
+from carmfg.audit.models import Action
+from carmfg.audit.selectors import AuditFilter, audit_event_list_for_user, audit_sites_for_user
+from carmfg.audit.services import audit_record
+
+EXPORT_COLUMNS = [
+    "site", "chain", "seq", "occurred_at", "actor_username", "actor_name", "action", "object_type",
+    "object_id", "object_repr", "root_type", "root_id", "changes", "reason", "request_id", "prev_hash", "hash",
+]
+EXPORT_MAX_EVENTS = 200_000
+
+
+def _form_and_events(request):
+    sites = audit_sites_for_user(request.user)
+    if not sites:
+        raise Http404("No audit trail available to you.")
+    params = request.GET.copy()
+    params.pop("page", None)
+    form = AuditFilterForm(params or None, sites=sites)
+    if not form.is_bound:
+        return form, audit_event_list_for_user(request.user, AuditFilter())
+    if not form.is_valid():
+        return form, None
+    return form, audit_event_list_for_user(request.user, form.to_filter())
+
+
+@login_required
+def audit_list(request):
+    form, events = _form_and_events(request)
+    page = Paginator(events, 50).get_page(request.GET.get("page")) if events is not None else None
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "audit/list.html", {"form": form, "page": page, "query": query.urlencode()})
+
+
+def _row(event) -> dict:
+    return {
+        "site": event.site.code if event.site else "",
+        "chain": event.chain,
+        "seq": event.seq,
+        "occurred_at": event.occurred_at.isoformat(timespec="microseconds"),
+        "actor_username": event.actor_username,
+        "actor_name": event.actor_name,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "object_repr": event.object_repr,
+        "root_type": event.root_type,
+        "root_id": event.root_id,
+        "changes": event.changes,
+        "reason": event.reason,
+        "request_id": event.request_id,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@login_required
+def audit_export(request, fmt: str):
+    if fmt not in {"csv", "json"}:
+        raise Http404("Unknown export format.")
+    form, events = _form_and_events(request)
+    if events is None:
+        return render(request, "audit/list.html", {"form": form, "page": None, "query": ""}, status=400)
+    # Freeze the set before the export's own audit event is appended to it.
+    last_id = events.aggregate(last=Max("id"))["last"] or 0
+    events = events.filter(id__lte=last_id).order_by("chain", "seq")
+    count = events.count()
+    if count > EXPORT_MAX_EVENTS:
+        return render(
+            request, "error.html",
+            {"error": {"message": f"The filter selects {count:,} events; narrow it to at most {EXPORT_MAX_EVENTS:,}."}},
+            status=400,
+        )
+    # The export is itself an audited event, recorded on each site chain it reads.
+    with transaction.atomic():
+        site_ids = set(events.order_by().values_list("chain", flat=True).distinct())
+        for site in [s for s in audit_sites_for_user(request.user) if s.pk in site_ids or not site_ids]:
+            audit_record(actor=request.user, action=Action.VIEW_EXPORT, site=site, object_type="audit.auditevent",
+                         object_repr=f"audit trail export ({fmt})",
+                         changes={"format": fmt, "filter": request.GET.urlencode(), "events": count})
+    rows = (_row(e) for e in events.iterator(chunk_size=2000))
+    if fmt == "json":
+        body = json.dumps(list(rows), ensure_ascii=False, indent=1)
+        response = HttpResponse(body, content_type="application/json; charset=utf-8")
+    else:
+        writer = csv.writer(_Echo())
+
+        def lines():
+            yield writer.writerow(EXPORT_COLUMNS)
+            for row in rows:
+                row["changes"] = json.dumps(row["changes"], ensure_ascii=False, sort_keys=True)
+                yield writer.writerow([row[c] for c in EXPORT_COLUMNS])
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-trail.{fmt}"'
+    return response

@@ -1,0 +1,42 @@
+"""Domain errors a user can cause. Views and the API turn them into clear messages.
+
+Each carries a message the user can act on. Apps define their own subclasses in
+their ``exceptions.py``.
+"""
+
+from __future__ import annotations
+
+
+class GMPError(Exception):
+    """A GMP rule refused the action; nothing was changed."""
+
+    status_code = 400
+    default_message = "The action was refused."
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        self.message = message or self.default_message
+        self.field = field
+        super().__init__(self.message)
+
+
+class InvalidInput(GMPError):
+    default_message = "The input is not valid."
+
+
+class ReasonRequired(GMPError):
+    default_message = "A reason is required to change a value after its first entry."
+
+
+class PermissionRefused(GMPError):
+    status_code = 403
+    default_message = "Your roles at this site do not allow this action."
+
+
+class StaleRecord(GMPError):
+    status_code = 409
+    default_message = "This record was changed by someone else since you opened it. Reload and try again."
+
+
+class InvalidTransition(GMPError):
+    status_code = 409
+    default_message = "This action is not possible in the record's current state."

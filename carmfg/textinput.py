@@ -1,0 +1,35 @@
+"""Validation of free text typed or scanned by users.
+
+PostgreSQL refuses NUL bytes in text (a 500 if unchecked) and control characters make
+records illegible, so free text is checked in the service layer, whatever the form.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from carmfg.exceptions import InvalidInput
+
+REASON_MAX_LENGTH = 2000
+ALLOWED_CONTROL = {"\n", "\r", "\t"}
+
+
+def clean_text(value: object, *, field: str, max_length: int, required: bool = False) -> str:
+    """Return ``value`` stripped, or raise ``InvalidInput`` naming what is wrong."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field}: expected text.", field=field)
+    if "\x00" in value:
+        raise InvalidInput(f"{field}: contains a NUL byte, which is not allowed.", field=field)
+    bad = [ch for ch in value if unicodedata.category(ch) == "Cc" and ch not in ALLOWED_CONTROL]
+    if bad:
+        raise InvalidInput(f"{field}: contains control characters, which are not allowed.", field=field)
+    value = value.strip()
+    if len(value) > max_length:
+        raise InvalidInput(
+            f"{field}: is {len(value):,} characters long; at most {max_length:,} are allowed.", field=field
+        )
+    if required and not value:
+        raise InvalidInput(f"{field}: is required.", field=field)
+    return value

@@ -1,0 +1,65 @@
+"""Demo data for `make run`: sites, one user per role, and (as the domain grows) a
+master batch record, a specification and batches in several states.
+
+Idempotent: running it again changes nothing that exists. Everything is created
+through the same services a user would go through, so the audit trail of the demo
+is a real one.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from carmfg.accounts.models import Membership, Role, Site
+from carmfg.accounts.services import membership_set_roles, site_create, user_create
+
+SITES = [
+    # code, name, time zone, ISBT 128 FIN
+    ("msk", "Northern Clinical Centre · Cell Therapy Unit", "Europe/Moscow", "R0021"),
+    ("bcn", "Hospital del Litoral · GMP Cell Unit", "Europe/Madrid", "E0137"),
+]
+
+# username, full name, site code, roles
+USERS = [
+    ("tech", "Irina Sokolova", "msk", [Role.TECHNICIAN]),
+    ("verifier", "Pavel Orlov", "msk", [Role.TECHNICIAN, Role.VERIFIER]),
+    ("qc", "Olga Mironova", "msk", [Role.QC_ANALYST]),
+    ("qc2", "Dmitry Lebedev", "msk", [Role.QC_ANALYST]),
+    ("qp", "Dr. Elena Volkova", "msk", [Role.QUALIFIED_PERSON]),
+    ("coord", "Anna Petrova", "msk", [Role.COORDINATOR]),
+    ("auditor", "Mark Stein", "msk", [Role.AUDITOR]),
+    ("admin", "Sergei Kuznetsov", "msk", [Role.SITE_ADMIN]),
+    ("auditor", "Mark Stein", "bcn", [Role.AUDITOR]),
+    ("bcn_tech", "Lucía Fernández", "bcn", [Role.TECHNICIAN]),
+    ("bcn_qp", "Dr. Jordi Puig", "bcn", [Role.QUALIFIED_PERSON]),
+]
+
+
+class Command(BaseCommand):
+    help = "Load demo sites, users and records (idempotent)."
+
+    def handle(self, *args, **options):
+        password = settings.CARMFG_DEMO_PASSWORD
+        User = get_user_model()
+        with transaction.atomic():
+            sites = {}
+            for code, name, tz, fin in SITES:
+                sites[code] = Site.objects.filter(code=code).first() or site_create(
+                    actor=None, code=code, name=name, time_zone=tz, facility_identification_number=fin
+                )
+            for username, full_name, code, roles in USERS:
+                user = User.objects.filter(username=username).first() or user_create(
+                    actor=None, username=username, full_name=full_name, email=f"{username}@demo.invalid", password=password
+                )
+                if not Membership.objects.filter(user=user, site=sites[code]).exists():
+                    membership_set_roles(actor=None, user=user, site=sites[code], roles=list(roles))
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        self.stdout.write(f"Demo logins (password for all: {password}):")
+        seen = set()
+        for username, full_name, code, roles in USERS:
+            line = f"  {username:<10} {full_name:<22} {code}: {', '.join(Role(r).label for r in roles)}"
+            self.stdout.write(line if username not in seen else line.replace(username, " " * len(username), 1))
+            seen.add(username)
