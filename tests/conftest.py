@@ -1,0 +1,130 @@
+"""Personas and starting states shared by every test.
+
+Factories build only starting states (sites, users with roles); later states are
+reached through the services, as a user would reach them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from carmfg.accounts.models import Role
+from carmfg.accounts.services import membership_set_roles, site_create, user_create
+
+pytest_plugins = ["tests.fixtures.services"]
+
+PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def make_site(db):
+    counter = {"n": 0}
+
+    def make(code: str | None = None, *, time_zone: str = "Europe/Moscow", fin: str | None = None):
+        counter["n"] += 1
+        n = counter["n"]
+        code = code or f"site{n}"
+        return site_create(
+            actor=None,
+            code=code,
+            name=f"Test Cell Therapy Unit {code}",
+            time_zone=time_zone,
+            facility_identification_number=fin or f"T{n:04d}",
+        )
+
+    return make
+
+
+@pytest.fixture
+def site(make_site):
+    return make_site("home", fin="W0001")
+
+
+@pytest.fixture
+def other_site(make_site):
+    return make_site("away", time_zone="Europe/Madrid", fin="E0002")
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username: str, *, roles: list[str], site, full_name: str | None = None):
+        user = user_create(
+            actor=None,
+            username=username,
+            full_name=full_name or f"{username.title()} Tester",
+            email=f"{username}@test.invalid",
+            password=PASSWORD,
+        )
+        membership_set_roles(actor=None, user=user, site=site, roles=roles)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def technician(make_user, site):
+    return make_user("tech", roles=[Role.TECHNICIAN], site=site, full_name="Irina Sokolova")
+
+
+@pytest.fixture
+def verifier(make_user, site):
+    return make_user("verifier", roles=[Role.TECHNICIAN, Role.VERIFIER], site=site, full_name="Pavel Orlov")
+
+
+@pytest.fixture
+def qc_analyst(make_user, site):
+    return make_user("qc", roles=[Role.QC_ANALYST], site=site, full_name="Olga Mironova")
+
+
+@pytest.fixture
+def qc_reviewer(make_user, site):
+    return make_user("qc2", roles=[Role.QC_ANALYST], site=site, full_name="Dmitry Lebedev")
+
+
+@pytest.fixture
+def qp(make_user, site):
+    return make_user("qp", roles=[Role.QUALIFIED_PERSON], site=site, full_name="Elena Volkova")
+
+
+@pytest.fixture
+def coordinator(make_user, site):
+    return make_user("coord", roles=[Role.COORDINATOR], site=site, full_name="Anna Petrova")
+
+
+@pytest.fixture
+def auditor(make_user, site):
+    return make_user("auditor", roles=[Role.AUDITOR], site=site, full_name="Mark Stein")
+
+
+@pytest.fixture
+def site_admin(make_user, site):
+    return make_user("admin", roles=[Role.SITE_ADMIN], site=site, full_name="Sergei Kuznetsov")
+
+
+@pytest.fixture
+def other_site_user(make_user, other_site):
+    """Holds every role, but at another site: must see nothing of ``site``."""
+    return make_user("stranger", roles=list(Role.values), site=other_site, full_name="Lucía Fernández")
+
+
+@pytest.fixture
+def client_for(db):
+    def make(user) -> Client:
+        client = Client()
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        return client
+
+    return make
+
+
+def assert_hidden(client: Client, url: str, *, methods=("get", "post")) -> None:
+    """A user of another site gets 404 for ``url``: the object is not even said to exist."""
+    for method in methods:
+        response = getattr(client, method)(url)
+        assert response.status_code == 404, f"{method.upper()} {url} gave {response.status_code}, expected 404"
