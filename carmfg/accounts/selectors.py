@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.http import Http404
+from guardian.shortcuts import get_objects_for_user
 
 from carmfg.accounts.models import Membership, Site
 from carmfg.accounts.permissions import SitePerm, has_site_perm
@@ -13,11 +14,11 @@ from carmfg.accounts.permissions import SitePerm, has_site_perm
 def site_list_for_user(user) -> QuerySet[Site]:
     if user is None or not user.is_authenticated or not user.is_active:
         return Site.objects.none()
-    return Site.objects.filter(
-        is_active=True,
-        userobjectpermission__user=user,
-        userobjectpermission__permission__codename=SitePerm.ACCESS,
-    ).distinct()
+    # Only the user's own object permissions count: never global ones, never superuser.
+    return get_objects_for_user(
+        user, f"accounts.{SitePerm.ACCESS}", klass=Site.objects.filter(is_active=True),
+        accept_global_perms=False, with_superuser=False, use_groups=False,
+    ).order_by("name")
 
 
 def site_ids_for_user(user) -> list[int]:

@@ -56,7 +56,7 @@ def membership_set_roles(*, actor, user, site: Site, roles: list[str], reason: s
             site=site,
             object_repr=f"{user.get_username()} @ {site.code}",
             changes={"roles": {"old": sorted(before), "new": sorted(roles)}},
-            reason=reason,
+            reason=reason or ("Role granted" if created else ""),
         )
     return membership
 

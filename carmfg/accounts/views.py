@@ -25,7 +25,8 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     def form_valid(self, form):
         response = super().form_valid(form)
         audit_record(actor=self.request.user, action=Action.UPDATE, obj=self.request.user,
-                     object_repr=self.request.user.get_username(), changes={"password": "changed"})
+                     object_repr=self.request.user.get_username(), changes={"password": "changed"},
+                     reason="Password changed by its owner")
         messages.success(self.request, "Your password was changed.")
         return response
 

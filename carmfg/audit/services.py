@@ -12,9 +12,12 @@ from django.db.models import Model
 from django.utils import timezone
 
 from carmfg.audit.context import current_request_id
-from carmfg.audit.models import AuditEvent, ChainHead
+from carmfg.audit.models import Action, AuditEvent, ChainHead
 from carmfg.canonical import GENESIS_HASH, canonical_json, to_jsonable
+from carmfg.exceptions import ReasonRequired
 from carmfg.textinput import REASON_MAX_LENGTH, clean_text
+
+REASON_REQUIRED_ACTIONS = frozenset({Action.UPDATE, Action.DELETE, Action.VOID})
 
 
 def model_label(obj: Model) -> str:
@@ -65,6 +68,9 @@ def audit_record(
     sequence stays gap-free.
     """
     reason = clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH)
+    if action in REASON_REQUIRED_ACTIONS and not reason:
+        # Part 11 / Annex 11 §9: a change to GMP data after first entry says why.
+        raise ReasonRequired()
     if obj is not None:
         object_type = object_type or model_label(obj)
         object_id = object_id or str(obj.pk)

@@ -4,7 +4,7 @@ import json
 
 from django import template
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -13,7 +13,7 @@ register = template.Library()
 def site_time(value, site=None) -> SafeString:
     """A server time in the site's zone with UTC beside it (ALCOA+: unambiguous)."""
     if value is None:
-        return format_html("—")
+        return mark_safe("—")  # noqa: S308
     local = value.astimezone(site.zone) if site is not None else value
     utc = value.astimezone(__import__("datetime").UTC)
     if site is None:
@@ -32,7 +32,7 @@ def _short(value) -> str:
 @register.simple_tag
 def changes_list(changes) -> SafeString:
     if not changes:
-        return format_html("")
+        return mark_safe("")  # noqa: S308  (constant, nothing to escape)
     items = []
     for key, value in sorted(changes.items()):
         if isinstance(value, dict) and set(value) == {"old", "new"}:
