@@ -86,9 +86,10 @@ def _tamper(event_pk: int, sql: str, params: list) -> None:
     """Edit an event behind the application's back, as a database superuser could."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
+            # Superuser-only: replica mode skips ordinary triggers for this session.
+            cursor.execute("SET session_replication_role = replica")
             cursor.execute(sql, params)
-            cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
+            cursor.execute("SET session_replication_role = origin")
         else:
             cursor.execute("DROP TRIGGER IF EXISTS audit_event_no_update")
             cursor.execute("DROP TRIGGER IF EXISTS audit_event_no_delete")
