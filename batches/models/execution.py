@@ -1,0 +1,258 @@
+"""Batch execution: the electronic batch record proper."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class BatchState(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    IN_PROCESS = "in_process", "In process"
+    AWAITING_RELEASE = "awaiting_release", "Awaiting release"
+    PROVISIONALLY_RELEASED = "provisionally_released", "Provisionally released"
+    RELEASED = "released", "Released"
+    ON_HOLD = "on_hold", "On hold"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+S = BatchState
+# The only state changes there are; services check every change against this.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PLANNED: frozenset({S.IN_PROCESS, S.CANCELLED}),
+    S.IN_PROCESS: frozenset({S.AWAITING_RELEASE, S.ON_HOLD, S.REJECTED, S.CANCELLED}),
+    S.ON_HOLD: frozenset({S.IN_PROCESS, S.AWAITING_RELEASE, S.PROVISIONALLY_RELEASED, S.REJECTED, S.CANCELLED}),
+    S.AWAITING_RELEASE: frozenset({S.PROVISIONALLY_RELEASED, S.RELEASED, S.ON_HOLD, S.REJECTED}),
+    S.PROVISIONALLY_RELEASED: frozenset({S.RELEASED, S.ON_HOLD, S.REJECTED}),
+    S.RELEASED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+
+class BatchFailureReason(models.TextChoices):
+    """Why a batch failed, so failures can be counted (missed patients)."""
+
+    APHERESIS_REJECTED = "apheresis_rejected", "Apheresis material rejected"
+    INSUFFICIENT_EXPANSION = "insufficient_expansion", "Insufficient expansion"
+    OUT_OF_SPECIFICATION = "out_of_specification", "Out of specification"
+    CONTAMINATION = "contamination", "Contamination"
+    PATIENT_CONDITION = "patient_condition", "Patient condition"
+    OTHER = "other", "Other"
+
+
+class Batch(models.Model):
+    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="batches")
+    number = models.CharField(max_length=32)
+    order = models.OneToOneField("batches.Order", on_delete=models.PROTECT, related_name="batch")
+    donation = models.OneToOneField("batches.Donation", on_delete=models.PROTECT, related_name="batch")
+    product = models.ForeignKey("batches.Product", on_delete=models.PROTECT, related_name="batches")
+    mbr = models.ForeignKey("batches.MasterBatchRecord", on_delete=models.PROTECT, related_name="batches")
+    state = models.CharField(max_length=32, choices=BatchState.choices, default=BatchState.PLANNED)
+    state_before_hold = models.CharField(max_length=32, choices=BatchState.choices, blank=True)
+    failure_reason = models.CharField(max_length=32, choices=BatchFailureReason.choices, blank=True)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+        constraints = [models.UniqueConstraint(fields=["site", "number"], name="batch_number_unique_per_site")]
+        indexes = [models.Index(fields=["site", "state", "-created_at"], name="batch_site_state")]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def audit_root(self):
+        return self
+
+
+class StepStatus(models.TextChoices):
+    DONE = "done", "Done"
+    OUT_OF_LIMIT = "out_of_limit", "Done, out of limits"
+    BLOCKED = "blocked", "Blocked"
+
+
+class LimitResult(models.TextChoices):
+    NONE = "none", "No limits"
+    WITHIN = "within", "Within limits"
+    ALERT = "alert", "Outside alert limits"
+    ACTION = "action", "Outside action limits"
+
+
+class StepRecord(models.Model):
+    """What was done for one step definition (one occurrence, for repeatable steps)."""
+
+    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="step_records")
+    definition = models.ForeignKey("batches.StepDefinition", on_delete=models.PROTECT, related_name="records")
+    occurrence = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.DONE)
+    value = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
+    value_text = models.CharField(max_length=500, blank=True)
+    unit = models.CharField(max_length=40, blank=True)
+    limit_result = models.CharField(max_length=8, choices=LimitResult.choices, default=LimitResult.NONE)
+    material_lot = models.ForeignKey("batches.MaterialLot", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    equipment = models.ForeignKey("batches.Equipment", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    calculation_inputs = models.JSONField(default=dict, blank=True)
+    comment = models.TextField(blank=True)
+    deviation = models.ForeignKey("batches.Deviation", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    performed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    performed_at = models.DateTimeField()
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["batch", "definition__stage__order", "definition__order", "occurrence"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "definition", "occurrence"], name="one_record_per_step_occurrence")
+        ]
+
+    def __str__(self) -> str:
+        suffix = f" #{self.occurrence}" if self.occurrence > 1 else ""
+        return f"{self.batch.number} · {self.definition.title}{suffix}"
+
+    def audit_root(self):
+        return self.batch
+
+    def signable_content(self) -> dict:
+        return {
+            "batch": self.batch_id, "definition": self.definition_id, "occurrence": self.occurrence,
+            "status": self.status, "value": self.value, "value_text": self.value_text, "unit": self.unit,
+            "limit_result": self.limit_result, "material_lot": self.material_lot_id, "equipment": self.equipment_id,
+            "quantity": self.quantity, "calculation_inputs": self.calculation_inputs, "comment": self.comment,
+        }
+
+
+class StepCorrection(models.Model):
+    """A correction keeps the original visible (strike-through) with its reason."""
+
+    step_record = models.ForeignKey(StepRecord, on_delete=models.PROTECT, related_name="corrections")
+    old_content = models.JSONField()
+    new_content = models.JSONField()
+    reason = models.TextField()
+    corrected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    corrected_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["corrected_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"Correction of {self.step_record}"
+
+    def audit_root(self):
+        return self.step_record.batch
+
+
+class LotStatus(models.TextChoices):
+    QUARANTINE = "quarantine", "Quarantine"
+    RELEASED = "released", "Released"
+    REJECTED = "rejected", "Rejected"
+
+
+class MaterialLot(models.Model):
+    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="material_lots")
+    material_type = models.CharField(max_length=60)
+    name = models.CharField(max_length=200)
+    lot_number = models.CharField(max_length=64)
+    barcode = models.CharField(max_length=200, help_text="What scanning the lot label produces")
+    status = models.CharField(max_length=16, choices=LotStatus.choices, default=LotStatus.QUARANTINE)
+    expiry_date = models.DateField()
+    titer_tu_per_ml = models.DecimalField("Titer (TU/mL)", max_digits=20, decimal_places=0, null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["material_type", "expiry_date"]
+        constraints = [models.UniqueConstraint(fields=["site", "barcode"], name="lot_barcode_unique_per_site")]
+
+    def __str__(self) -> str:
+        return f"{self.name} lot {self.lot_number}"
+
+
+class EquipmentStatus(models.TextChoices):
+    IN_SERVICE = "in_service", "In service"
+    OUT_OF_SERVICE = "out_of_service", "Out of service"
+
+
+class Equipment(models.Model):
+    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="equipment")
+    asset_id = models.CharField(max_length=64)
+    equipment_type = models.CharField(max_length=60)
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=EquipmentStatus.choices, default=EquipmentStatus.IN_SERVICE)
+    calibration_due = models.DateField()
+    maintenance_due = models.DateField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["equipment_type", "asset_id"]
+        verbose_name_plural = "equipment"
+        constraints = [models.UniqueConstraint(fields=["site", "asset_id"], name="equipment_asset_unique_per_site")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.asset_id})"
+
+
+class DeviationClass(models.TextChoices):
+    MINOR = "minor", "Minor"
+    MAJOR = "major", "Major"
+    CRITICAL = "critical", "Critical"
+
+
+class DeviationStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    APPROVED_FOR_USE = "approved_for_use", "Use approved (open)"
+    CLOSED = "closed", "Closed"
+
+
+class DeviationSource(models.TextChoices):
+    OUT_OF_LIMIT = "out_of_limit", "Value out of limits"
+    MATERIAL = "material", "Material lot not usable"
+    EQUIPMENT = "equipment", "Equipment not usable"
+    INTAKE = "intake", "Apheresis intake outside criteria"
+    OOS = "oos", "Out-of-specification QC result"
+    LATE_RESULT = "late_result", "Late failing result after release"
+    MANUAL = "manual", "Raised by hand"
+
+
+class Deviation(models.Model):
+    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="deviations")
+    number = models.CharField(max_length=32)
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="deviations")
+    donation = models.ForeignKey("batches.Donation", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=16, choices=DeviationSource.choices)
+    classification = models.CharField(max_length=10, choices=DeviationClass.choices)
+    status = models.CharField(max_length=20, choices=DeviationStatus.choices, default=DeviationStatus.OPEN)
+    title = models.CharField(max_length=200)
+    description = models.TextField()
+    impact_assessment = models.TextField(blank=True)
+    root_cause = models.TextField(blank=True)
+    capa = models.TextField("CAPA", blank=True)
+    # What the deviation permits once approved (e.g. use of one lot on one step).
+    permits = models.JSONField(default=dict, blank=True)
+    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    raised_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-raised_at"]
+        constraints = [models.UniqueConstraint(fields=["site", "number"], name="deviation_number_unique_per_site")]
+        indexes = [models.Index(fields=["site", "status", "classification"], name="deviation_open")]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+    def audit_root(self):
+        return self.batch or self.donation or self
+
+    def signable_content(self) -> dict:
+        return {
+            "number": self.number, "batch": self.batch_id, "source": self.source,
+            "classification": self.classification, "status": self.status, "title": self.title,
+            "description": self.description, "impact_assessment": self.impact_assessment,
+            "root_cause": self.root_cause, "capa": self.capa, "permits": self.permits,
+        }
