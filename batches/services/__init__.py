@@ -1,0 +1,1 @@
+"""Every write of the `batches` app. Split by area; import from the submodules."""

@@ -1,0 +1,155 @@
+"""Deviations: raised automatically (out-of-limit value, unusable lot or equipment,
+intake outside criteria, OOS) or by hand; approved for use or closed by a second
+person with a signature. Open major/critical deviations block release."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from batches.exceptions import NotReady
+from batches.models import Deviation, DeviationClass, DeviationSource, DeviationStatus
+from batches.numbering import formatted_number
+from carmfg.accounts.permissions import SitePerm, has_site_perm, require_site_perm
+from carmfg.audit.models import Action
+from carmfg.audit.services import audit_record, diff_fields
+from carmfg.esign.models import Meaning
+from carmfg.esign.services import signature_apply, signature_reauthenticate, signatures_void_changed
+from carmfg.exceptions import InvalidInput, PermissionRefused, StaleRecord
+from carmfg.textinput import clean_text
+
+TEXT_MAX = 10_000
+EDITABLE_FIELDS = ("classification", "title", "description", "impact_assessment", "root_cause", "capa")
+BLOCKING_CLASSES = (DeviationClass.MAJOR, DeviationClass.CRITICAL)
+
+
+def deviation_raise(
+    *, actor, site, source: str, classification: str, title: str, description: str,
+    batch=None, donation=None, permits: dict | None = None,
+) -> Deviation:
+    """Open a deviation, in the caller's transaction (automatic ones are raised by the
+    service that detected the problem, atomically with what it recorded)."""
+    if classification not in DeviationClass.values:
+        raise InvalidInput(f"Unknown deviation class {classification!r}.", field="classification")
+    with transaction.atomic(savepoint=False):
+        deviation = Deviation.objects.create(
+            site=site,
+            number=formatted_number(site=site, prefix="DEV"),
+            batch=batch,
+            donation=donation if donation is not None else (batch.donation if batch is not None else None),
+            source=source,
+            classification=classification,
+            title=clean_text(title, field="Title", max_length=200, required=True),
+            description=clean_text(description, field="Description", max_length=TEXT_MAX, required=True),
+            permits=permits or {},
+            raised_by=actor,
+            raised_at=timezone.now(),
+        )
+        audit_record(actor=actor, action=Action.CREATE, obj=deviation, changes=deviation.signable_content())
+    return deviation
+
+
+# Roles that work on the floor or in QC may raise and investigate deviations.
+INVESTIGATOR_PERMS = (SitePerm.EXECUTE, SitePerm.VERIFY, SitePerm.QC, SitePerm.CERTIFY)
+
+
+def _require_investigator(user, site) -> None:
+    if not any(has_site_perm(user, site, perm) for perm in INVESTIGATOR_PERMS):
+        raise PermissionRefused(f"Your roles at {site} do not allow you to raise or edit deviations.")
+
+
+def deviation_raise_manual(*, actor, site, classification: str, title: str, description: str, batch=None) -> Deviation:
+    """A person raises a deviation by hand."""
+    _require_investigator(actor, site)
+    if batch is not None and batch.site_id != site.pk:
+        raise InvalidInput("The batch belongs to another site.")
+    return deviation_raise(actor=actor, site=site, source=DeviationSource.MANUAL, classification=classification,
+                           title=title, description=description, batch=batch)
+
+
+def deviation_update(*, actor, deviation: Deviation, reason: str, expected_version: int, **values) -> Deviation:
+    """Investigation fields (impact, root cause, CAPA, class). Changes need a reason."""
+    unknown = set(values) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"These fields cannot be edited: {', '.join(sorted(unknown))}.")
+    with transaction.atomic():
+        locked = Deviation.objects.select_for_update().get(pk=deviation.pk)
+        _require_investigator(actor, locked.site)
+        if locked.version != expected_version:
+            raise StaleRecord()
+        if locked.status == DeviationStatus.CLOSED:
+            raise NotReady(f"Deviation {locked.number} is closed; open a new one instead.")
+        before = locked.signable_content()
+        for key, value in values.items():
+            if key == "classification":
+                if value not in DeviationClass.values:
+                    raise InvalidInput(f"Unknown deviation class {value!r}.", field="classification")
+            else:
+                value = clean_text(value, field=key.replace("_", " ").capitalize(),
+                                   max_length=200 if key == "title" else TEXT_MAX, required=key in {"title", "description"})
+            setattr(locked, key, value)
+        locked.version += 1
+        locked.save()
+        audit_record(actor=actor, action=Action.UPDATE, obj=locked,
+                     changes=diff_fields(before, locked.signable_content()), reason=reason)
+        signatures_void_changed(actor=actor, obj=locked, reason="Deviation changed after signing: " + reason)
+    return locked
+
+
+def deviation_approve_use(*, actor, deviation: Deviation, password: str, request: HttpRequest | None = None,
+                          comment: str = "") -> Deviation:
+    """A second person (a QP, not the one who raised it) approves what the deviation permits."""
+    require_site_perm(actor, deviation.site, SitePerm.CERTIFY, action="approve deviations")
+    reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=deviation)
+    with transaction.atomic():
+        locked = Deviation.objects.select_for_update().get(pk=deviation.pk)
+        if locked.status != DeviationStatus.OPEN:
+            raise NotReady(f"Deviation {locked.number} is {locked.get_status_display().lower()}.")
+        if not locked.permits:
+            raise NotReady("This deviation does not ask for permission to use anything.")
+        signature_apply(actor=actor, reauth=reauth, obj=locked, meaning=Meaning.APPROVED, comment=comment,
+                        excluded_signers=[locked.raised_by_id],
+                        excluded_reason="The person who raised a deviation cannot approve it: a second person must.")
+        locked.status = DeviationStatus.APPROVED_FOR_USE
+        locked.version += 1
+        locked.save(update_fields=["status", "version"])
+        audit_record(actor=actor, action=Action.TRANSITION, obj=locked,
+                     changes={"status": {"old": DeviationStatus.OPEN, "new": DeviationStatus.APPROVED_FOR_USE}})
+    return locked
+
+
+def deviation_close(*, actor, deviation: Deviation, password: str, request: HttpRequest | None = None,
+                    comment: str = "") -> Deviation:
+    """QP closes a deviation with a signature. Major and critical ones need an impact
+    assessment, a root cause and a CAPA first."""
+    require_site_perm(actor, deviation.site, SitePerm.CERTIFY, action="close deviations")
+    reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=deviation)
+    with transaction.atomic():
+        locked = Deviation.objects.select_for_update().get(pk=deviation.pk)
+        if locked.status == DeviationStatus.CLOSED:
+            raise NotReady(f"Deviation {locked.number} is already closed.")
+        missing = [label for field, label in (("impact_assessment", "impact assessment"), ("root_cause", "root cause"),
+                                              ("capa", "CAPA")) if not getattr(locked, field)]
+        if locked.classification in BLOCKING_CLASSES and missing:
+            raise NotReady(f"Before closing a {locked.classification} deviation, record its {', '.join(missing)}.")
+        if not locked.impact_assessment:
+            raise NotReady("Record the impact assessment before closing.")
+        old = locked.status
+        locked.status = DeviationStatus.CLOSED
+        locked.closed_at = timezone.now()
+        locked.version += 1
+        locked.save(update_fields=["status", "closed_at", "version"])
+        signature_apply(actor=actor, reauth=reauth, obj=locked, meaning=Meaning.CLOSED, comment=comment)
+        audit_record(actor=actor, action=Action.TRANSITION, obj=locked,
+                     changes={"status": {"old": old, "new": DeviationStatus.CLOSED}})
+    return locked
+
+
+def open_blocking_deviations(batch) -> list[Deviation]:
+    """Major/critical deviations of ``batch`` not closed yet: they block release."""
+    return list(
+        Deviation.objects.filter(batch=batch, classification__in=BLOCKING_CLASSES)
+        .exclude(status=DeviationStatus.CLOSED)
+        .order_by("raised_at")
+    )
