@@ -1,4 +1,4 @@
-from django.urls import path  # noqa: F401
+from batches.views import coi, execution
 
 app_name = "batches"
-urlpatterns: list = []
+urlpatterns = [*execution.urlpatterns, *coi.urlpatterns]
