@@ -9,8 +9,10 @@ in-process Celery: a validated GMP system must not start in a half-safe state.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from carmfg.env import env_bool, env_int, env_list, env_str
@@ -100,6 +102,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
     }
+# The password may come separately (DATABASE_PASSWORD or DATABASE_PASSWORD_FILE, a
+# Docker secret), so that DATABASE_URL itself never holds a secret.
+DATABASE_PASSWORD = env_str("DATABASE_PASSWORD")
+if DATABASE_PASSWORD:
+    DATABASES["default"]["PASSWORD"] = DATABASE_PASSWORD
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Authentication, lockout, sessions ------------------------------------------
@@ -191,6 +198,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Periodic review of the audit trail (Annex 11 §9): every chain is recomputed daily;
+# a broken chain is logged as an error (see carmfg.audit.tasks).
+CELERY_BEAT_SCHEDULE = {
+    "audit-chain-verify-daily": {
+        "task": "carmfg.audit.tasks.audit_chain_verify",
+        "schedule": crontab(hour=env_int("AUDIT_VERIFY_HOUR_UTC", 2), minute=30),
+    },
+}
 
 # --- REST API -----------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -208,7 +223,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Logging (structlog, JSON in production) ----------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
@@ -218,7 +233,7 @@ LOGGING = {
 }
 
 # --- carmfg ---------------------------------------------------------------------------
-CARMFG_DEMO_PASSWORD = env_str("CARMFG_DEMO_PASSWORD", "carmfg-demo-2026")
+CARMFG_DEMO_PASSWORD = env_str("CARMFG_DEMO_PASSWORD") or "carmfg-demo-2026"
 
 # --- Production hardening ----------------------------------------------------------------
 if PRODUCTION:
