@@ -1,7 +1,14 @@
 """The home page is made of panels that each app registers for the roles it serves.
 
 This keeps the dependency direction (core ← batches ← qc): the core page knows no
-domain model; ``batches`` and ``qc`` add their panels in ``AppConfig.ready``.
+domain model; ``batches`` and ``qc`` add their panels in ``AppConfig.ready``::
+
+    register_panel(Panel("open_steps", "My open steps", "batches/panels/open_steps.html",
+                         roles=frozenset({Role.TECHNICIAN}), order=10, context=open_steps_context))
+
+A panel's ``context(request)`` runs only for users who see the panel, at
+``request.site``; it must scope its reads to that site through the app's selectors
+and keep a fixed number of queries (the home page asserts its query count).
 """
 
 from __future__ import annotations
@@ -12,16 +19,20 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.functional import Promise
 
 
 @dataclass(frozen=True)
 class Panel:
     key: str
-    title: str
+    title: str | Promise
     template: str
     roles: frozenset[str]
     order: int = 50
     context: Callable[[Any], dict] = field(default=lambda request: {})
+    # A wide panel spans the whole row (tables); a normal one shares it.
+    wide: bool = False
 
 
 _PANELS: dict[str, Panel] = {}
@@ -38,10 +49,11 @@ def panels_for_roles(roles: list[str]) -> list[Panel]:
 
 @login_required
 def home(request):
-    from carmfg.accounts.selectors import membership_for
+    from carmfg.accounts.context_processors import current_membership
 
     site = request.site if request.site else None
-    membership = membership_for(request.user, site) if site else None
+    membership = current_membership(request) if site else None
     roles = membership.role_names if membership else []
     panels = [(panel, panel.context(request)) for panel in panels_for_roles(roles)] if site else []
-    return render(request, "home.html", {"panels": panels, "site": site})
+    today = timezone.now().astimezone(site.zone).date() if site else None
+    return render(request, "home.html", {"panels": panels, "site": site, "today": today})

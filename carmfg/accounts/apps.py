@@ -7,4 +7,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Sites and accounts"
 
     def ready(self) -> None:
-        from carmfg.accounts import receivers  # noqa: F401  (connects the login audit)
+        from carmfg.accounts import panels, receivers  # noqa: F401  (receivers connect the login audit)
+
+        panels.register()
