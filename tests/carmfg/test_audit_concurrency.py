@@ -10,17 +10,13 @@ from django.db import close_old_connections, connection, transaction
 from carmfg.audit.models import Action, AuditEvent
 from carmfg.audit.services import audit_record
 from carmfg.audit.verification import verify_chain
-from tests.fixtures.services import service_missing
 
 WRITERS = 8
 EVENTS_PER_WRITER = 25
 
 
 @pytest.mark.integration
-@pytest.mark.django_db(transaction=True)
-def test_eight_concurrent_writers_produce_a_valid_gap_free_chain(site, technician):
-    if connection.vendor != "postgresql":
-        service_missing("concurrency of the audit chain is proven on PostgreSQL (set DATABASE_URL)")
+def test_eight_concurrent_writers_produce_a_valid_gap_free_chain(postgres_transactional, site, technician):
     start = threading.Barrier(WRITERS)
     errors: list[BaseException] = []
 
