@@ -17,6 +17,19 @@ pytest_plugins = ["tests.fixtures.services"]
 PASSWORD = "correct-horse-battery-9"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """``@pytest.mark.postgres`` tests need PostgreSQL. Checked before any fixture is set
+    up: on SQLite a transactional test's flush would hit the append-only triggers."""
+    if item.get_closest_marker("postgres"):
+        from django.conf import settings
+
+        if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+            from tests.fixtures.services import service_missing
+
+            service_missing("this test needs PostgreSQL (set DATABASE_URL, or run `make test`)")
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -14,13 +14,3 @@ def django_db_setup(django_db_setup, django_db_blocker):
         # would stay in Django's cache with an id that no longer exists.
         ContentType.objects.get_for_model(SignableNote)
 
-
-@pytest.fixture
-def postgres_transactional(request):
-    """Committed transactions on PostgreSQL. Checked *before* the transactional database
-    is set up: on SQLite the append-only triggers would refuse the flush at teardown."""
-    from tests.fixtures.services import service_missing
-
-    if connection.vendor != "postgresql":
-        service_missing("this test needs PostgreSQL (set DATABASE_URL, or run `make test`)")
-    request.getfixturevalue("transactional_db")

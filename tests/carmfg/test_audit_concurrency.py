@@ -16,7 +16,9 @@ EVENTS_PER_WRITER = 25
 
 
 @pytest.mark.integration
-def test_eight_concurrent_writers_produce_a_valid_gap_free_chain(postgres_transactional, site, technician):
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_eight_concurrent_writers_produce_a_valid_gap_free_chain(site, technician):
     start = threading.Barrier(WRITERS)
     errors: list[BaseException] = []
 
