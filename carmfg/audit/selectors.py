@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from carmfg.accounts.models import Site
+from carmfg.accounts.models import Membership, Site
 from carmfg.accounts.permissions import SitePerm, has_site_perm
 from carmfg.accounts.selectors import site_list_for_user
 from carmfg.audit.models import AuditEvent
@@ -35,7 +35,10 @@ def audit_event_list_for_user(user, flt: AuditFilter) -> QuerySet[AuditEvent]:
     allowed = [s.pk for s in sites]
     if flt.site is not None:
         allowed = [pk for pk in allowed if pk == flt.site.pk]
-    qs = AuditEvent.objects.filter(chain__in=allowed)
+    # Logins, logouts and failed logins belong to no site (chain 0); an auditor sees
+    # those of the people who hold a role at the sites they audit.
+    members = Membership.objects.filter(site_id__in=allowed).values("user__username")
+    qs = AuditEvent.objects.filter(Q(chain__in=allowed) | Q(chain=0, actor_username__in=members))
     if flt.root_type:
         qs = qs.filter(root_type=flt.root_type)
     if flt.root_id:

@@ -237,3 +237,14 @@ def test_audit_filter_with_nul_byte_is_refused_with_a_message(trail, client_for,
     assert response.status_code == 200
     assert "Null characters are not allowed" in response.content.decode()
     assert response.context["page"] is None
+
+
+def test_auditor_sees_logins_of_people_of_their_sites_only(client, client_for, auditor, technician, other_site_user):
+    from tests.conftest import PASSWORD
+
+    client.post("/accounts/login/", {"username": "tech", "password": "wrong-password"}, REMOTE_ADDR="10.0.0.7")
+    client.post("/accounts/login/", {"username": "stranger", "password": PASSWORD}, REMOTE_ADDR="10.0.0.8")
+    response = client_for(auditor).get("/audit/", {"action": "login_failed"})
+    assert {e.actor_username for e in response.context["page"].object_list} == {"tech"}
+    response = client_for(auditor).get("/audit/", {"action": "login"})
+    assert "stranger" not in {e.actor_username for e in response.context["page"].object_list}

@@ -28,13 +28,13 @@ USERS = [
     ("verifier", "Pavel Orlov", "msk", [Role.TECHNICIAN, Role.VERIFIER]),
     ("qc", "Olga Mironova", "msk", [Role.QC_ANALYST]),
     ("qc2", "Dmitry Lebedev", "msk", [Role.QC_ANALYST]),
-    ("qp", "Dr. Elena Volkova", "msk", [Role.QUALIFIED_PERSON]),
+    ("qp", "Elena Volkova", "msk", [Role.QUALIFIED_PERSON]),
     ("coord", "Anna Petrova", "msk", [Role.COORDINATOR]),
     ("auditor", "Mark Stein", "msk", [Role.AUDITOR]),
     ("admin", "Sergei Kuznetsov", "msk", [Role.SITE_ADMIN]),
     ("auditor", "Mark Stein", "bcn", [Role.AUDITOR]),
     ("bcn_tech", "Lucía Fernández", "bcn", [Role.TECHNICIAN]),
-    ("bcn_qp", "Dr. Jordi Puig", "bcn", [Role.QUALIFIED_PERSON]),
+    ("bcn_qp", "Jordi Puig", "bcn", [Role.QUALIFIED_PERSON]),
 ]
 
 
