@@ -1,0 +1,26 @@
+"""Models of the `qc` app: specifications, samples, results, OOS, certification."""
+
+from qc.models.certification import Alert, Certification, CertificationDecision, CertificationKind
+from qc.models.results import (
+    OosInvestigation,
+    OosPhase1Conclusion,
+    OosStatus,
+    ResultEvaluation,
+    ResultStatus,
+    Sample,
+    TestResult,
+)
+from qc.models.specifications import (
+    BatchSpecification,
+    LimitType,
+    QualitativeResult,
+    Specification,
+    SpecStatus,
+    TestDefinition,
+)
+
+__all__ = [
+    "Alert", "BatchSpecification", "Certification", "CertificationDecision", "CertificationKind", "LimitType",
+    "OosInvestigation", "OosPhase1Conclusion", "OosStatus", "QualitativeResult", "ResultEvaluation", "ResultStatus",
+    "Sample", "SpecStatus", "Specification", "TestDefinition", "TestResult",
+]

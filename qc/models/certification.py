@@ -1,0 +1,71 @@
+"""Batch certification by the qualified person: provisional on the fresh product,
+final when late results are in (or single, by the product's release model)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class CertificationKind(models.TextChoices):
+    PROVISIONAL = "provisional", "Provisional (conditional)"
+    FINAL = "final", "Final"
+    SINGLE = "single", "Single-stage"
+
+
+class CertificationDecision(models.TextChoices):
+    RELEASED = "released", "Released"
+    RELEASED_EXCEPTIONAL = "released_exceptional", "Released exceptionally (documented justification)"
+    REJECTED = "rejected", "Rejected"
+
+
+class Certification(models.Model):
+    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")
+    batch = models.ForeignKey("batches.Batch", on_delete=models.PROTECT, related_name="certifications")
+    kind = models.CharField(max_length=12, choices=CertificationKind.choices)
+    decision = models.CharField(max_length=24, choices=CertificationDecision.choices)
+    justification = models.TextField(blank=True)
+    checklist = models.JSONField(help_text="The release checklist as evaluated when signed")
+    pending_tests = models.JSONField(default=list, help_text="Tests still pending, with expected dates")
+    specification = models.ForeignKey("qc.Specification", on_delete=models.PROTECT, related_name="+")
+    qp = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signed_at = models.DateTimeField()
+    investigations = models.ManyToManyField("qc.OosInvestigation", blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["batch", "signed_at"]
+        constraints = [models.UniqueConstraint(fields=["batch", "kind"], name="one_certification_per_batch_and_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} certification of {self.batch}: {self.get_decision_display()}"
+
+    def audit_root(self):
+        return self.batch
+
+    def signable_content(self) -> dict:
+        return {
+            "batch": self.batch_id, "kind": self.kind, "decision": self.decision, "justification": self.justification,
+            "checklist": self.checklist, "pending_tests": self.pending_tests, "specification": self.specification_id,
+        }
+
+
+class Alert(models.Model):
+    """An in-app alert that must be acknowledged (e.g. a late failing result after infusion)."""
+
+    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")
+    batch = models.ForeignKey("batches.Batch", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="alerts")
+    title = models.CharField(max_length=200)
+    message = models.TextField()
+    created_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["recipient", "acknowledged_at"], name="alert_open_per_user")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def audit_root(self):
+        return self.batch or self
