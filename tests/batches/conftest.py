@@ -11,21 +11,46 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from batches.models import MasterBatchRecord, MbrStatus, Product, RegulatoryPathway, StageDefinition, StepDefinition
+from batches.models import (
+    MasterBatchRecord,
+    MbrStatus,
+    Product,
+    RegulatoryPathway,
+    StageDefinition,
+    StepDefinition,
+)
+from qc.models import Specification, SpecStatus, TestDefinition
+from qc.spec_data import ARI_0001_LIKE, definition_rows
+
+
+def effective_specification(product):
+    """Starting state: the shipped ARI-0001-like specification, effective for ``product``
+    (every new batch pins the effective specification)."""
+    spec = Specification.objects.create(
+        site=product.site, product=product, version=1, status=SpecStatus.EFFECTIVE, effective_at=timezone.now(),
+        **{k: v for k, v in ARI_0001_LIKE.items() if k != "tests"},
+    )
+    for row in definition_rows():
+        TestDefinition.objects.create(specification=spec, **row)
+    return spec
 
 
 @pytest.fixture
 def product(site):
-    return Product.objects.create(
+    product = Product.objects.create(
         site=site, code="cd19-cart", name="Anti-CD19 CAR-T (ARI-0001-like)",
         pathway=RegulatoryPathway.HOSPITAL_EXEMPTION, product_code="S1234", fraction_percents=[10, 30, 60],
     )
+    effective_specification(product)
+    return product
 
 
 @pytest.fixture
 def other_product(other_site):
-    return Product.objects.create(site=other_site, code="cd19-cart", name="Anti-CD19 CAR-T",
-                                  pathway=RegulatoryPathway.COMPOUNDING, product_code="S9999")
+    product = Product.objects.create(site=other_site, code="cd19-cart", name="Anti-CD19 CAR-T",
+                                     pathway=RegulatoryPathway.COMPOUNDING, product_code="S9999")
+    effective_specification(product)
+    return product
 
 
 @pytest.fixture
