@@ -11,7 +11,9 @@ from carmfg.audit.models import Action, AuditEvent, ChainHead
 from carmfg.audit.services import audit_record
 from carmfg.audit.tasks import audit_chain_verify
 
-pytestmark = pytest.mark.integration
+# postgres: checked before any fixture, so SQLite never reaches a transactional flush
+# (which the audit table's triggers refuse).
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 
 def _record_events(actor, site, n: int) -> AuditEvent:

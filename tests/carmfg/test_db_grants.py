@@ -14,9 +14,10 @@ from django.db import DatabaseError, connection, transaction
 
 from carmfg.audit.models import Action, AuditEvent
 from carmfg.audit.services import audit_record
-from tests.fixtures.services import service_missing
 
-pytestmark = pytest.mark.integration
+# postgres: checked before any fixture, so SQLite never reaches a transactional flush
+# (which the audit table's triggers refuse).
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 APP_PASSWORD = "app-role-test-password"
 # PostgreSQL's own message for a missing privilege; the triggers say "append-only".
@@ -26,8 +27,6 @@ PERMISSION_DENIED = "permission denied for table audit_auditevent"
 @pytest.fixture
 def app_role(transactional_db):
     """A second login role, as in production: owns nothing; dropped afterwards."""
-    if connection.vendor != "postgresql":
-        service_missing("this test needs PostgreSQL (set DATABASE_URL, or run `make test`)")
     role = f"carmfg_app_test_{uuid.uuid4().hex[:10]}"
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE ROLE {role} LOGIN PASSWORD %s", [APP_PASSWORD])
@@ -101,8 +100,6 @@ def test_trigger_refuses_update_and_delete_even_for_the_owner(site, technician, 
 
 
 def test_grant_is_refused_for_a_role_that_could_not_be_restricted(transactional_db):
-    if connection.vendor != "postgresql":
-        service_missing("this test needs PostgreSQL (set DATABASE_URL, or run `make test`)")
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_user")
         owner = cursor.fetchone()[0]
