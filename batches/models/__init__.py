@@ -24,6 +24,7 @@ from batches.models.execution import (
     DeviationClass,
     DeviationSource,
     DeviationStatus,
+    DeviationUseApproval,
     Equipment,
     EquipmentStatus,
     LimitResult,
@@ -34,7 +35,10 @@ from batches.models.execution import (
     StepStatus,
 )
 from batches.models.mbr import (
+    MBR_TRANSITIONS,
     MasterBatchRecord,
+    MbrApproval,
+    MbrApprovalRole,
     MbrStatus,
     StageDefinition,
     StepDefinition,
@@ -45,9 +49,9 @@ from batches.models.products import Product, RegulatoryPathway, ReleaseModel
 
 __all__ = [
     "ALLOWED_TRANSITIONS", "ApheresisIntake", "Batch", "BatchFailureReason", "BatchState", "ContainerType",
-    "CustodyEvent", "CustodyStep", "Deviation", "DeviationClass", "DeviationSource", "DeviationStatus", "Donation",
+    "CustodyEvent", "CustodyStep", "Deviation", "DeviationClass", "DeviationSource", "DeviationStatus", "DeviationUseApproval", "Donation",
     "Equipment", "EquipmentStatus", "Infusion", "IntakeCriteria", "IntakeOutcome", "Label", "LabelStatus",
-    "LimitResult", "LotStatus", "MasterBatchRecord", "MaterialLot", "MbrStatus", "Order", "OrderStatus", "Patient",
+    "LimitResult", "LotStatus", "MBR_TRANSITIONS", "MasterBatchRecord", "MbrApproval", "MbrApprovalRole", "MaterialLot", "MbrStatus", "Order", "OrderStatus", "Patient",
     "Product", "RegulatoryPathway", "ReleaseModel", "StageDefinition", "StepCorrection", "StepDefinition",
     "SiteCounter", "StepKind", "StepRecord", "StepStatus",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from batches.models.mbr import fixed_decimal
+
 
 class BatchState(models.TextChoices):
     PLANNED = "planned", "Planned"
@@ -99,6 +101,8 @@ class StepRecord(models.Model):
     equipment = models.ForeignKey("batches.Equipment", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     quantity = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
     calculation_inputs = models.JSONField(default=dict, blank=True)
+    # Every output of a calculation (e.g. cells per fraction), the primary one in ``value``.
+    calculation_outputs = models.JSONField(default=dict, blank=True)
     comment = models.TextField(blank=True)
     deviation = models.ForeignKey("batches.Deviation", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     performed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -121,9 +125,11 @@ class StepRecord(models.Model):
     def signable_content(self) -> dict:
         return {
             "batch": self.batch_id, "definition": self.definition_id, "occurrence": self.occurrence,
-            "status": self.status, "value": self.value, "value_text": self.value_text, "unit": self.unit,
-            "limit_result": self.limit_result, "material_lot": self.material_lot_id, "equipment": self.equipment_id,
-            "quantity": self.quantity, "calculation_inputs": self.calculation_inputs, "comment": self.comment,
+            "status": self.status, "value": fixed_decimal(self.value, 6), "value_text": self.value_text,
+            "unit": self.unit, "limit_result": self.limit_result, "material_lot": self.material_lot_id,
+            "equipment": self.equipment_id, "quantity": fixed_decimal(self.quantity, 3),
+            "calculation_inputs": self.calculation_inputs, "calculation_outputs": self.calculation_outputs,
+            "comment": self.comment,
         }
 
 
@@ -170,6 +176,13 @@ class MaterialLot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} lot {self.lot_number}"
+
+    def signable_content(self) -> dict:
+        return {
+            "material_type": self.material_type, "name": self.name, "lot_number": self.lot_number,
+            "barcode": self.barcode, "status": self.status, "expiry_date": self.expiry_date,
+            "titer_tu_per_ml": fixed_decimal(self.titer_tu_per_ml, 0),
+        }
 
 
 class EquipmentStatus(models.TextChoices):
@@ -250,9 +263,35 @@ class Deviation(models.Model):
         return self.batch or self.donation or self
 
     def signable_content(self) -> dict:
+        # The state is not content: it changes by signed transitions (approval, closure),
+        # and a transition must not invalidate the signature that made it.
         return {
             "number": self.number, "batch": self.batch_id, "source": self.source,
-            "classification": self.classification, "status": self.status, "title": self.title,
+            "classification": self.classification, "title": self.title,
             "description": self.description, "impact_assessment": self.impact_assessment,
             "root_cause": self.root_cause, "capa": self.capa, "permits": self.permits,
+        }
+
+
+class DeviationUseApproval(models.Model):
+    """A QP's approval of what a deviation permits (one lot or one piece of equipment on
+    one step of one batch). Signed apart from the closure, over what was asked for: the
+    investigation written afterwards does not void it; a changed request does."""
+
+    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")
+    deviation = models.OneToOneField(Deviation, on_delete=models.PROTECT, related_name="use_approval")
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approved_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Use approval of {self.deviation.number}"
+
+    def audit_root(self):
+        return self.deviation.audit_root()
+
+    def signable_content(self) -> dict:
+        deviation = self.deviation
+        return {
+            "deviation": deviation.number, "batch": deviation.batch_id, "source": deviation.source,
+            "title": deviation.title, "description": deviation.description, "permits": deviation.permits,
         }

@@ -7,9 +7,21 @@ QP, two different people) → effective → superseded.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from carmfg.canonical import content_hash
+
+
+def fixed_decimal(value, places: int):
+    """A Decimal written with the field's own number of places, as the database returns
+    it: a signed hash must not depend on whether the value was read back or not."""
+    if value is None:
+        return None
+    return Decimal(value).quantize(Decimal(1).scaleb(-places))
 
 
 class MbrStatus(models.TextChoices):
@@ -129,8 +141,46 @@ class StepDefinition(models.Model):
         return self.title
 
     def definition_content(self) -> dict:
+        content = {}
+        for field in self._meta.concrete_fields:
+            if field.name in {"id", "stage"}:
+                continue
+            value = getattr(self, field.name)
+            if isinstance(field, models.DecimalField):
+                value = fixed_decimal(value, field.decimal_places)
+            content[field.name] = value
+        return content
+
+
+class MbrApprovalRole(models.TextChoices):
+    SITE_ADMIN = "site_admin", "Site administrator (production)"
+    QUALIFIED_PERSON = "qualified_person", "Qualified person"
+
+
+class MbrApproval(models.Model):
+    """One of the two approvals a master batch record needs (site admin and QP).
+
+    Each approval is its own signed record because a record holds one active signature
+    per meaning; both are signed "Approved" over the whole recipe (its content hash),
+    so any later change to the recipe invalidates them.
+    """
+
+    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")
+    mbr = models.ForeignKey(MasterBatchRecord, on_delete=models.PROTECT, related_name="approvals")
+    role = models.CharField(max_length=20, choices=MbrApprovalRole.choices)
+
+    class Meta:
+        ordering = ["mbr", "role"]
+        constraints = [models.UniqueConstraint(fields=["mbr", "role"], name="one_approval_per_mbr_and_role")]
+
+    def __str__(self) -> str:
+        return f"{self.mbr} · approval ({self.get_role_display()})"
+
+    def audit_root(self):
+        return self.mbr
+
+    def signable_content(self) -> dict:
         return {
-            field.name: getattr(self, field.name)
-            for field in self._meta.concrete_fields
-            if field.name not in {"id", "stage"}
+            "mbr": self.mbr_id, "version": self.mbr.version, "role": self.role,
+            "mbr_content_sha256": content_hash(self.mbr.signable_content()),
         }
