@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_role_groups'),
-        ('batches', '0002_steprecord_calculation_outputs_deviationuseapproval_and_more'),
+        ('batches', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
