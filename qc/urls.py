@@ -1,4 +1,4 @@
-from django.urls import path  # noqa: F401
+from qc.views import documents, quality, release
 
 app_name = "qc"
-urlpatterns: list = []
+urlpatterns = [*quality.urlpatterns, *release.urlpatterns, *documents.urlpatterns]
