@@ -46,7 +46,7 @@ def batch_transition(
         locked.state = to_state
         locked.version += 1
         locked.save()
-        changes = {"state": {"old": old, "new": to_state}}
+        changes: dict[str, object] = {"state": {"old": old, "new": to_state}}
         if failure_reason:
             changes["failure_reason"] = failure_reason
         audit_record(actor=actor, action=Action.TRANSITION, obj=locked, changes=changes, reason=reason)

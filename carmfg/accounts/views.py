@@ -24,8 +24,9 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        audit_record(actor=self.request.user, action=Action.UPDATE, obj=self.request.user,
-                     object_repr=self.request.user.get_username(), changes={"password": "changed"},
+        user = form.user  # the authenticated user whose password changed
+        audit_record(actor=user, action=Action.UPDATE, obj=user,
+                     object_repr=user.get_username(), changes={"password": "changed"},
                      reason="Password changed by its owner")
         messages.success(self.request, "Your password was changed.")
         return response

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 
 from carmfg.audit.models import Action
@@ -18,10 +20,11 @@ class AuditFilterForm(forms.Form):
     def __init__(self, *args, sites, **kwargs):
         super().__init__(*args, **kwargs)
         self.sites = {s.pk: s for s in sites}
-        self.fields["site"].choices = [("", "All my sites"), *((s.pk, s.name) for s in sites)]
+        site_field = cast(forms.TypedChoiceField, self.fields["site"])
+        site_field.choices = [("", "All my sites"), *((s.pk, s.name) for s in sites)]
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         for name in ("root", "username", "object_type"):
             if "\x00" in (data.get(name) or ""):
                 self.add_error(name, "Contains a NUL byte.")

@@ -22,7 +22,7 @@ def audit_search_context(request) -> dict:
 def latest_events_context(request) -> dict:
     site = request.site
     allowed = has_site_perm(request.user, site, SitePerm.AUDIT)
-    events = list(audit_event_list_for_user(request.user, AuditFilter(site=site))[:LATEST_EVENTS]) if allowed else []
+    events = list(audit_event_list_for_user(request.user, AuditFilter(site=site, include_logins=False))[:LATEST_EVENTS]) if allowed else []
     return {"events": events, "allowed": allowed}
 
 

@@ -28,6 +28,8 @@ class AuditFilter:
     action: str = ""
     date_from: dt.date | None = None
     date_to: dt.date | None = None
+    # Logins belong to no site; include those of the people of the audited sites.
+    include_logins: bool = True
 
 
 def audit_event_list_for_user(user, flt: AuditFilter) -> QuerySet[AuditEvent]:
@@ -38,7 +40,10 @@ def audit_event_list_for_user(user, flt: AuditFilter) -> QuerySet[AuditEvent]:
     # Logins, logouts and failed logins belong to no site (chain 0); an auditor sees
     # those of the people who hold a role at the sites they audit.
     members = Membership.objects.filter(site_id__in=allowed).values("user__username")
-    qs = AuditEvent.objects.filter(Q(chain__in=allowed) | Q(chain=0, actor_username__in=members))
+    in_scope = Q(chain__in=allowed)
+    if flt.include_logins:
+        in_scope |= Q(chain=0, actor_username__in=members)
+    qs = AuditEvent.objects.filter(in_scope)
     if flt.root_type:
         qs = qs.filter(root_type=flt.root_type)
     if flt.root_id:

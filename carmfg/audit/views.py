@@ -99,7 +99,7 @@ def audit_export(request, fmt: str):
     rows = (_row(e) for e in events.iterator(chunk_size=2000))
     if fmt == "json":
         body = json.dumps(list(rows), ensure_ascii=False, indent=1)
-        response = HttpResponse(body, content_type="application/json; charset=utf-8")
+        response: HttpResponse | StreamingHttpResponse = HttpResponse(body, content_type="application/json; charset=utf-8")
     else:
         writer = csv.writer(_Echo())
 

@@ -157,6 +157,8 @@ def signature_apply(
             changes={"meaning": meaning, "content_hash": current},
             reason=comment,
         )
+        if event.site is None:
+            raise SignatureRefused("Only records that belong to a site can be signed.")
         return Signature.objects.create(
             content_type=ContentType.objects.get_for_model(obj),
             object_id=str(obj.pk),

@@ -18,6 +18,8 @@ from carmfg.textinput import clean_text
 
 
 class SignableNote(models.Model):
+    objects: models.Manager[SignableNote] = models.Manager()
+
     site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")
     text = models.CharField(max_length=200)
     volume_ml = models.DecimalField(max_digits=8, decimal_places=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from decimal import Decimal
@@ -45,7 +46,7 @@ def test_each_write_appends_a_linked_event_to_its_sites_chain(site, technician):
 
 def test_events_are_stamped_with_server_utc_time(site, technician):
     event = audit_record(actor=technician, action=Action.CREATE, site=site, object_type="x", object_id="1")
-    assert event.occurred_at.utcoffset().total_seconds() == 0
+    assert event.occurred_at.utcoffset() == dt.timedelta(0)
 
 
 def test_a_value_change_without_reason_is_refused_and_changes_nothing(site, technician):
@@ -225,7 +226,7 @@ def test_audit_export_contains_exactly_the_filtered_events_and_is_itself_audited
 
     exports = AuditEvent.objects.filter(action=Action.VIEW_EXPORT, actor=auditor)
     assert exports.count() == 2
-    assert exports.first().changes["events"] == len(expected)
+    assert all(e.changes["events"] == len(expected) for e in exports)
 
 
 def test_audit_export_rejects_unknown_formats(trail, client_for, auditor):

@@ -84,6 +84,8 @@ limit_types = st.sampled_from(["gte", "gt", "lte", "lt", "range"])
 
 
 def _meets(limit: T, x: Decimal) -> bool:
+    assert limit.low is not None
+    assert limit.high is not None
     return {
         "gte": lambda: x >= limit.low, "gt": lambda: x > limit.low, "lte": lambda: x <= limit.high,
         "lt": lambda: x < limit.high, "range": lambda: limit.low <= x <= limit.high,
