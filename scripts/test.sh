@@ -14,7 +14,7 @@ source "$ROOT/scripts/services.sh"
 cd "$ROOT"
 
 # Debian packages the test suite needs. Append here when a test needs another one.
-APT_PACKAGES="postgresql redis-server chromium chromium-driver poppler-utils"
+APT_PACKAGES="postgresql redis-server chromium chromium-driver poppler-utils docker-compose"
 
 # pytest -n: 2 workers = the machine's 2 cores; measured 2026-11-23 with 216 tests:
 # unit layer 59 s serial -> 30 s, whole suite 56 s -> 38 s. PYTEST_WORKERS=0: serial.
