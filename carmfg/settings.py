@@ -8,6 +8,7 @@ in-process Celery: a validated GMP system must not start in a half-safe state.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "axes",
     "django_htmx",
     "rest_framework",
+    "knox",
     "drf_spectacular",
     "django_filters",
     "carmfg.accounts",
@@ -208,8 +210,20 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- REST API -----------------------------------------------------------------------
+KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105  (a model name, not a secret)
+REST_KNOX = {
+    "TOKEN_TTL": dt.timedelta(days=env_int("API_TOKEN_TTL_DAYS", 90)),
+    "TOKEN_PREFIX": "cmfg_",
+    "AUTO_REFRESH": False,
+}
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "EXCEPTION_HANDLER": "carmfg.api.errors.problem_details_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -229,11 +243,23 @@ LOGGING: dict[str, Any] = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {"axes": {"level": "WARNING"}, "weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
 }
 
 # --- carmfg ---------------------------------------------------------------------------
 CARMFG_DEMO_PASSWORD = env_str("CARMFG_DEMO_PASSWORD") or "carmfg-demo-2026"
+
+# Signed PDF batch records (qc.pdfsigning): the hospital's document-signing key (PEM),
+# its certificate (PEM, leaf first, then any intermediates) and the CA certificate(s)
+# a record must chain to. Unset outside production: a demo CA is made under
+# CARMFG_PKI_DIR on first use. Unset in production: signing refuses to run.
+CARMFG_SIGNING_KEY_FILE = env_str("CARMFG_SIGNING_KEY_FILE")
+CARMFG_SIGNING_KEY_PASSWORD = env_str("CARMFG_SIGNING_KEY_PASSWORD")
+CARMFG_SIGNING_CERT_FILE = env_str("CARMFG_SIGNING_CERT_FILE")
+CARMFG_SIGNING_CA_FILE = env_str("CARMFG_SIGNING_CA_FILE")
+CARMFG_TSA_URL = env_str("CARMFG_TSA_URL")  # RFC 3161 timestamp authority; optional
+CARMFG_PKI_DIR = Path(env_str("CARMFG_PKI_DIR") or VAR_DIR / "pki")
+CARMFG_VERIFY_UPLOAD_MAX_MB = env_int("CARMFG_VERIFY_UPLOAD_MAX_MB", 50)
 
 # --- Production hardening ----------------------------------------------------------------
 if PRODUCTION:

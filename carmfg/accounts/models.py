@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from knox.models import AbstractAuthToken
 
 
 def validate_time_zone(value: str) -> None:
@@ -84,3 +85,19 @@ class Membership(models.Model):
     @property
     def role_labels(self) -> list[str]:
         return [str(Role(r).label) for r in self.role_names if r in Role.values]
+
+
+class ApiToken(AbstractAuthToken):
+    """A personal token for an integration (EHR, LIMS, an auditor's script).
+
+    Only the SHA-512 digest is stored (django-rest-knox); the token itself is shown
+    once, at creation. The token acts as its owner, with the owner's roles at each site.
+    """
+
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'LIMS import'")
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token_key}…)"

@@ -9,4 +9,6 @@ urlpatterns = [
     path("password/", views.PasswordChangeView.as_view(), name="password_change"),
     path("site/", views.site_switch, name="site_switch"),
     path("sites/<int:pk>/", views.site_detail, name="site_detail"),
+    path("tokens/", views.api_tokens, name="api_tokens"),
+    path("tokens/<str:token_key>/revoke/", views.api_token_revoke_view, name="api_token_revoke"),
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -10,8 +11,10 @@ from django.views.decorators.http import require_POST
 
 from carmfg.accounts.middleware import SESSION_KEY
 from carmfg.accounts.selectors import membership_for, membership_list_for_site, site_get_for_user
+from carmfg.accounts.tokens import api_token_create, api_token_list_for_user, api_token_revoke
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
+from carmfg.exceptions import GMPError
 
 
 class LoginView(auth_views.LoginView):
@@ -61,3 +64,36 @@ def site_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {"site": site, "memberships": membership_list_for_site(request.user, site),
          "my_membership": membership_for(request.user, site)},
     )
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, label="What is it for?", help_text="e.g. LIMS result import")
+    days = forms.IntegerField(min_value=1, max_value=366, initial=90, label="Valid for (days)")
+
+
+@login_required
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    created_token = None
+    form = ApiTokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, created_token = api_token_create(
+                actor=request.user, name=form.cleaned_data["name"], days=form.cleaned_data["days"]
+            )
+        except GMPError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Token “{token.name}” created. Copy it now: it is shown only once.")
+            form = ApiTokenForm()
+    return render(
+        request, "accounts/api_tokens.html",
+        {"form": form, "tokens": api_token_list_for_user(request.user), "created_token": created_token},
+    )
+
+
+@login_required
+@require_POST
+def api_token_revoke_view(request: HttpRequest, token_key: str) -> HttpResponse:
+    api_token_revoke(actor=request.user, token_key=token_key)
+    messages.success(request, "The token was revoked; integrations using it are refused from now on.")
+    return redirect("api_tokens")

@@ -133,6 +133,7 @@ def test_compose_file_is_valid_for_docker_compose(tmp_path):
     command = _compose_command()
     if command is None:
         service_missing("neither `docker compose` nor `docker-compose` is installed")
+        return
     for name in ("secret_key", "postgres_password", "db_owner_password", "db_app_password"):
         (tmp_path / name).write_text("dummy\n")
     result = subprocess.run(
