@@ -34,7 +34,7 @@ services_start_postgres() {
     local bindir port
     bindir="$(_pg_bindir)" || die "PostgreSQL server binaries not found (apt-get install postgresql)"
     PG_BIN="$bindir"
-    PG_TMP="$(mktemp -d "${TMPDIR:-/tmp}/carmfg-pg.XXXXXX")"
+    PG_TMP="$(mktemp -d -t carmfg-pg.XXXXXX)"
     is_root && chown postgres:postgres "$PG_TMP"
     port="$(free_port)"
     if ! _as_pg "$bindir/initdb" -D "$PG_TMP/data" -U postgres --auth=trust --no-locale -E UTF8 \
@@ -61,7 +61,7 @@ services_start_postgres() {
 services_start_redis() {
     local port
     command -v redis-server >/dev/null 2>&1 || die "redis-server not found (apt-get install redis-server)"
-    REDIS_TMP="$(mktemp -d "${TMPDIR:-/tmp}/carmfg-redis.XXXXXX")"
+    REDIS_TMP="$(mktemp -d -t carmfg-redis.XXXXXX)"
     port="$(free_port)"
     # AOF with fsync on every write: a queued job survives a Redis restart (measured:
     # without it a restart lost 30 of 40 queued jobs).
