@@ -1,12 +1,10 @@
 """docker-compose.yml keeps the production shape that docs/deployment.md promises.
 
-The structure is checked by parsing the YAML, which always runs (CI's fresh machine
-has no Docker). ``docker compose config`` validates the file against the Compose
-specification too, but only where the Docker CLI with its compose plugin is
-installed: without a daemon that is all Docker can do here, and requiring Docker on
-CI would add an install for a check the YAML test mostly covers.
+The structure is checked by parsing the YAML, which always runs. A Compose CLI also
+validates the file (``config -q``, no daemon needed): the v2 plugin where installed,
+else Debian's ``docker-compose``, which ``make test`` installs (APT_PACKAGES). So the
+file stays readable by Compose v1 too: no v2-only keys such as a top-level ``name``.
 """
-
 from __future__ import annotations
 
 import os
