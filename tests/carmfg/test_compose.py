@@ -5,6 +5,7 @@ validates the file (``config -q``, no daemon needed): the v2 plugin where instal
 else Debian's ``docker-compose``, which ``make test`` installs (APT_PACKAGES). So the
 file stays readable by Compose v1 too: no v2-only keys such as a top-level ``name``.
 """
+
 from __future__ import annotations
 
 import os
