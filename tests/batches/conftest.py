@@ -69,3 +69,58 @@ def small_mbr(product):
     StepDefinition.objects.create(stage=stage, order=3, code="seeding_check", title="Seeding verified",
                                   kind="instruction", requires_verification=True)
     return mbr
+
+
+# --- manufacturing execution: shipped recipe, lots, equipment, batches -------------------------
+# Starting states only. The recipe, lots and equipment go through their services (as at a
+# site); the patient → order → donation → batch rows are made directly until the intake
+# service can create batches.
+
+
+@pytest.fixture
+def shipped_mbr(product, site_admin, qp):
+    """The shipped CD19 recipe, approved by the site admin and the QP, and effective."""
+    from batches.demo_mbr import load_shipped_mbr
+    from tests.conftest import PASSWORD
+
+    return load_shipped_mbr(product=product, admin=site_admin, qp=qp, password=PASSWORD)
+
+
+@pytest.fixture
+def demo_materials(site, site_admin, qp):
+    """The demo's lots (released, one expired, one in quarantine) and equipment (one overdue)."""
+    from batches.demo_mbr import load_demo_materials
+    from tests.conftest import PASSWORD
+
+    load_demo_materials(site=site, admin=site_admin, qp=qp, password=PASSWORD)
+
+
+@pytest.fixture
+def make_batch(db):
+    """A planned batch of ``product`` pinned to ``mbr`` (default: the effective one)."""
+    import datetime as dt
+
+    from batches.isbt128 import next_din
+    from batches.models import Batch, Donation, Order, Patient
+    from batches.selectors import mbr_effective_for
+
+    counter = {"n": 0}
+
+    def make(product, *, mbr=None, weight_kg="68.0", target_cells_per_kg="1000000"):
+        counter["n"] += 1
+        n, site = counter["n"], product.site
+        today = dt.date(2026, 3, 2)
+        patient = Patient.objects.create(
+            site=site, pseudonym=f"PT-{n:04d}", initials="KM", birth_year=1987, hospital_record_number=f"HRN-{n}",
+            wristband_code=f"WB-{n:06d}", weight_kg=Decimal(weight_kg), weight_measured_on=today)
+        order = Order.objects.create(
+            site=site, number=f"ORD-{site.code.upper()}-{n:04d}", patient=patient, product=product,
+            indication="Relapsed B-ALL", treating_physician="Dr. A. Ivanova",
+            target_dose_cells_per_kg=Decimal(target_cells_per_kg), planned_collection_date=today)
+        din = next_din(site.facility_identification_number, 2026, n)
+        donation = Donation.objects.create(site=site, order=order, din=din.din13, check_character=din.check)
+        return Batch.objects.create(
+            site=site, number=f"B-{site.code.upper()}-2026-{n:04d}", order=order, donation=donation, product=product,
+            mbr=mbr or mbr_effective_for(product), created_at=timezone.now())
+
+    return make

@@ -1,0 +1,207 @@
+"""The shipped master batch record, and demo manufacturing data built through the services.
+
+``batches/data/mbr_cd19_lv_closed_system.json`` is a typical lentiviral anti-CD19
+CAR-T process on a closed automated system, written as data. It is loaded as a draft
+through the same service as the editor, approved by a site administrator and a QP, and
+made effective: a site reviews it against its own validated process before using it.
+
+The demo lots, equipment and the batch left mid-expansion are also made through the
+services (with real signatures), so the demo's audit trail is a real one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from batches.models import (
+    Batch,
+    BatchState,
+    Equipment,
+    MasterBatchRecord,
+    MaterialLot,
+    MbrStatus,
+    Product,
+    StepKind,
+)
+from batches.progress import load_plan
+from batches.services.equipment import equipment_create
+from batches.services.materials import material_lot_create, material_lot_release, site_today
+from batches.services.mbr import mbr_approve, mbr_load, mbr_make_effective
+from carmfg.accounts.models import Role
+
+SHIPPED_MBR = Path(__file__).resolve().parent / "data" / "mbr_cd19_lv_closed_system.json"
+
+
+def shipped_mbr_data() -> dict:
+    with SHIPPED_MBR.open(encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def load_shipped_mbr(*, product: Product, admin, qp, password: str, request=None) -> MasterBatchRecord:
+    """The shipped recipe as the product's effective version (kept if one is effective already)."""
+    current = MasterBatchRecord.objects.filter(product=product, status=MbrStatus.EFFECTIVE).first()
+    if current is not None:
+        return current
+    mbr = mbr_load(actor=admin, product=product, data=shipped_mbr_data())
+    mbr_approve(actor=admin, mbr=mbr, password=password, request=request, expected_revision=mbr.revision,
+                role=Role.SITE_ADMIN, comment="Reviewed against the site's validated process")
+    mbr.refresh_from_db()
+    mbr_approve(actor=qp, mbr=mbr, password=password, request=request, expected_revision=mbr.revision,
+                role=Role.QUALIFIED_PERSON)
+    return mbr_make_effective(actor=qp, mbr=mbr, reason="Shipped recipe put in force for the demo")
+
+
+@dataclass(frozen=True)
+class DemoLot:
+    material_type: str
+    name: str
+    lot_number: str
+    barcode: str
+    expires_in_days: int
+    release: bool = True
+    titer_tu_per_ml: str | None = None
+
+
+# One usable lot per material of the shipped recipe, plus the lots that show the blocks.
+DEMO_LOTS = [
+    DemoLot("tubing_set", "Tubing set TS520", "TS-24-0917", "LOT-TS-240917", 400),
+    DemoLot("cd4_microbeads", "CD4 MicroBeads", "CD4-6612", "LOT-CD4-6612", 200),
+    DemoLot("cd8_microbeads", "CD8 MicroBeads", "CD8-6640", "LOT-CD8-6640", 200),
+    DemoLot("culture_medium", "TexMACS GMP medium 2 L", "TM-5521", "LOT-TM-5521", 120),
+    DemoLot("il7", "IL-7 premium grade", "IL7-0311", "LOT-IL7-0311", 300),
+    DemoLot("il15", "IL-15 premium grade", "IL15-0308", "LOT-IL15-0308", 300),
+    DemoLot("transact", "T Cell TransAct", "TA-7720", "LOT-TA-7720", 150),
+    DemoLot("lentiviral_vector", "Anti-CD19 CAR lentiviral vector", "LV-CD19-023", "LOT-LV-CD19-023", 500,
+            titer_tu_per_ml="250000000"),
+    DemoLot("formulation_buffer", "Formulation buffer (saline + 1 % HSA)", "FB-2207", "LOT-FB-2207", 90),
+    # Expired yesterday (registered from the store's inventory, never released): refused at the scan.
+    DemoLot("transact", "T Cell TransAct", "TA-7318", "LOT-TA-7318", -1, release=False),
+    # Received, not yet released by QC: refused at the scan.
+    DemoLot("il15", "IL-15 premium grade", "IL15-0415", "LOT-IL15-0415", 365, release=False),
+]
+
+
+@dataclass(frozen=True)
+class DemoEquipment:
+    asset_id: str
+    equipment_type: str
+    name: str
+    calibration_due_in_days: int
+    maintenance_due_in_days: int | None = None
+
+
+DEMO_EQUIPMENT = [
+    DemoEquipment("BSC-02", "biosafety_cabinet", "Biosafety cabinet class II, room B2", 160, 60),
+    DemoEquipment("PRODIGY-01", "cell_processor", "CliniMACS Prodigy #1", 90, 30),
+    DemoEquipment("PRODIGY-02", "cell_processor", "CliniMACS Prodigy #2", -3, 30),  # calibration overdue
+    DemoEquipment("NC-200-1", "cell_counter", "NucleoCounter NC-200", 45),
+    DemoEquipment("FACS-1", "flow_cytometer", "MACSQuant flow cytometer", 120),
+]
+
+
+def load_demo_materials(*, site, admin, qp, password: str) -> None:
+    """Lots and equipment for the shipped recipe (existing ones are kept)."""
+    today = site_today(site)
+    for spec in DEMO_LOTS:
+        if MaterialLot.objects.filter(site=site, barcode=spec.barcode).exists():
+            continue
+        lot = material_lot_create(
+            actor=admin, site=site, material_type=spec.material_type, name=spec.name, lot_number=spec.lot_number,
+            barcode=spec.barcode, expiry_date=today + dt.timedelta(days=spec.expires_in_days),
+            titer_tu_per_ml=spec.titer_tu_per_ml,
+        )
+        if spec.release:
+            material_lot_release(actor=qp, lot=lot, password=password, expected_version=lot.version,
+                                 comment="Certificate of analysis checked")
+    for eq in DEMO_EQUIPMENT:
+        if Equipment.objects.filter(site=site, asset_id=eq.asset_id).exists():
+            continue
+        equipment_create(
+            actor=admin, site=site, asset_id=eq.asset_id, equipment_type=eq.equipment_type, name=eq.name,
+            calibration_due=today + dt.timedelta(days=eq.calibration_due_in_days),
+            maintenance_due=today + dt.timedelta(days=eq.maintenance_due_in_days)
+            if eq.maintenance_due_in_days is not None else None,
+        )
+
+
+# --- a typical good run of the shipped recipe -------------------------------------------------
+
+GOOD_VALUES: dict[str, str] = {
+    "apheresis_volume_ml": "212.0",
+    "apheresis_viable_wbc": "8.4e9",
+    "apheresis_viability": "97.5",
+    "selected_viable_cells": "1.1e9",
+    "selected_viability": "96.0",
+    "seeded_viable_cells": "1.0e8",
+    "cells_at_transduction": "1.0e8",
+    "vector_volume_ml": "2.00",       # 2.5e8 TU/mL × 2 mL / 1e8 cells = MOI 5
+    "harvest_viable_cells": "2.4e9",
+    "harvest_viability": "93.5",
+    "car_positive_pct": "35.0",
+    "formulated_concentration": "1.0e6",
+}
+# Daily counts: (viable cells, viability %, chamber temperature °C) from day 3 to day 10.
+DAILY_COUNTS = [
+    ("1.4e8", "91.2", "37.0"), ("2.6e8", "92.5", "37.1"), ("4.9e8", "93.8", "36.9"), ("8.6e8", "94.1", "37.0"),
+    ("1.3e9", "94.6", "37.0"), ("1.8e9", "94.0", "37.2"), ("2.2e9", "93.4", "37.0"), ("2.4e9", "93.5", "37.1"),
+]
+LOT_FOR = {"tubing_set": "LOT-TS-240917", "cd4_microbeads": "LOT-CD4-6612", "cd8_microbeads": "LOT-CD8-6640",
+           "culture_medium": "LOT-TM-5521", "il7": "LOT-IL7-0311", "il15": "LOT-IL15-0308",
+           "transact": "LOT-TA-7720", "lentiviral_vector": "LOT-LV-CD19-023",
+           "formulation_buffer": "LOT-FB-2207"}
+EQUIPMENT_FOR = {"biosafety_cabinet": "BSC-02", "cell_processor": "PRODIGY-01", "cell_counter": "NC-200-1",
+                 "flow_cytometer": "FACS-1"}
+
+
+def step_inputs(state, batch: Batch, *, daily_counts=DAILY_COUNTS) -> dict:
+    """What a technician enters for ``state`` (a ``StepState``) in a good run."""
+    definition = state.definition
+    kind = definition.kind
+    if kind == StepKind.VALUE:
+        if definition.repeatable:
+            column = {"daily_viable_cells": 0, "daily_viability": 1, "daily_temperature": 2}[definition.code]
+            return {"value": daily_counts[state.count][column], "unit": definition.unit}
+        return {"value": GOOD_VALUES[definition.code], "unit": definition.unit}
+    if kind == StepKind.MATERIAL:
+        return {"lot_barcode": LOT_FOR[definition.material_type]}
+    if kind == StepKind.EQUIPMENT:
+        return {"equipment_code": EQUIPMENT_FOR[definition.equipment_type]}
+    if kind in (StepKind.SCAN, StepKind.SAMPLE):
+        return {"scanned_code": "=" + batch.donation.din + "00"}
+    return {}
+
+
+def run_good_steps(*, batch: Batch, technician, verifier, password: str, stop_before: str | None = None,
+                   expansion_days: int = len(DAILY_COUNTS)) -> Batch:
+    """Record the shipped recipe's steps in order, as a technician and a verifier would,
+    until ``stop_before`` (a step code) or the end. The expansion cycle runs
+    ``expansion_days`` times."""
+    from batches.services.execution import batch_start, step_record, step_verify
+
+    batch.refresh_from_db()
+    if batch.state == BatchState.PLANNED:
+        batch = batch_start(actor=technician, batch=batch, expected_version=batch.version)
+    for _ in range(500):
+        plan = load_plan(batch)
+        for record_state in plan.awaiting_verification:
+            step_verify(actor=verifier, record=record_state.record, password=password,
+                        expected_version=record_state.record.version)
+        plan = load_plan(batch)
+        state = plan.next_step
+        cont = plan.cycle_continuation
+        if cont is not None and cont.count < expansion_days and (state is None or state.definition.code == "fold_expansion"):
+            state = cont
+        if state is None or state.definition.code == stop_before:
+            break
+        step_record(actor=technician, batch=batch, definition=state.definition, password=password,
+                    expected_occurrence=state.next_occurrence, **step_inputs(state, batch))
+    batch.refresh_from_db()
+    return batch
+
+
+def demo_weight_kg() -> Decimal:
+    return Decimal("68.0")
