@@ -25,6 +25,10 @@ ARI_0001_LIKE = {
 }
 
 
+# A failing microbial safety result opens a critical deviation; any other failing result a major one.
+CRITICAL_OOS_TESTS = frozenset({"sterility", "mycoplasma", "endotoxin"})
+
+
 def definition_rows(data: dict = ARI_0001_LIKE) -> list[dict]:
     rows = []
     for order, (code, name, method, unit, limit, low, high, passing, decimals, provisional, days, sample) in enumerate(
@@ -35,5 +39,6 @@ def definition_rows(data: dict = ARI_0001_LIKE) -> list[dict]:
             "low": Decimal(low) if low is not None else None, "high": Decimal(high) if high is not None else None,
             "passing_result": passing, "decimal_places": decimals, "required_for_provisional": provisional,
             "turnaround_days": days, "sample_type": sample,
+            "oos_deviation_class": "critical" if code in CRITICAL_OOS_TESTS else "major",
         })
     return rows

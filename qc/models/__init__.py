@@ -1,6 +1,12 @@
 """Models of the `qc` app: specifications, samples, results, OOS, certification."""
 
-from qc.models.certification import Alert, Certification, CertificationDecision, CertificationKind
+from qc.models.certification import (
+    Alert,
+    Certification,
+    CertificationDecision,
+    CertificationKind,
+    NotificationEmail,
+)
 from qc.models.results import (
     OosInvestigation,
     OosPhase1Conclusion,
@@ -20,7 +26,7 @@ from qc.models.specifications import (
 )
 
 __all__ = [
-    "Alert", "BatchSpecification", "Certification", "CertificationDecision", "CertificationKind", "LimitType",
+    "Alert", "BatchSpecification", "Certification", "CertificationDecision", "CertificationKind", "LimitType", "NotificationEmail",
     "OosInvestigation", "OosPhase1Conclusion", "OosStatus", "QualitativeResult", "ResultEvaluation", "ResultStatus",
     "Sample", "SpecStatus", "Specification", "TestDefinition", "TestResult",
 ]

@@ -46,6 +46,8 @@ class Certification(models.Model):
         return {
             "batch": self.batch_id, "kind": self.kind, "decision": self.decision, "justification": self.justification,
             "checklist": self.checklist, "pending_tests": self.pending_tests, "specification": self.specification_id,
+            # The investigations an exceptional release rests on are part of what the QP signs.
+            "investigations": sorted(self.investigations.values_list("pk", flat=True)) if self.pk else [],
         }
 
 
@@ -59,13 +61,43 @@ class Alert(models.Model):
     message = models.TextField()
     created_at = models.DateTimeField()
     acknowledged_at = models.DateTimeField(null=True, blank=True)
+    # What the alert is about, e.g. "overdue:<batch>:<test>": one alert per recipient and key.
+    key = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["recipient", "acknowledged_at"], name="alert_open_per_user")]
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "key"], condition=~models.Q(key=""), name="one_alert_per_recipient_and_key")
+        ]
 
     def __str__(self) -> str:
         return self.title
+
+    def audit_root(self):
+        return self.batch or self
+
+
+class NotificationEmail(models.Model):
+    """An e-mail the system owes someone (e.g. the treating physician after a late failing
+    result): written in the transaction that decided it, sent after commit by a task, so
+    the record shows who was told what, and when it left."""
+
+    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")
+    batch = models.ForeignKey("batches.Batch", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    to = models.EmailField()
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"E-mail to {self.to}: {self.subject}"
 
     def audit_root(self):
         return self.batch or self

@@ -7,6 +7,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from batches.models.mbr import fixed_decimal
+
 
 class Sample(models.Model):
     site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")
@@ -81,14 +83,16 @@ class TestResult(models.Model):
     @property
     def display_value(self) -> str:
         if self.qualitative:
-            return self.get_qualitative_display() if hasattr(self, "get_qualitative_display") else self.qualitative
+            from qc.models.specifications import QualitativeResult
+
+            return QualitativeResult(self.qualitative).label if self.qualitative in QualitativeResult.values else self.qualitative
         qualifier = {"<=": "≤", ">=": "≥"}.get(self.qualifier, self.qualifier)
         return f"{qualifier}{self.value} {self.unit}".strip()
 
     def signable_content(self) -> dict:
         return {
             "batch": self.batch_id, "test": self.test_id, "sample": self.sample_id, "qualifier": self.qualifier,
-            "value": self.value, "qualitative": self.qualitative, "unit": self.unit, "evaluation": self.evaluation,
+            "value": fixed_decimal(self.value, 6), "qualitative": self.qualitative, "unit": self.unit, "evaluation": self.evaluation,
             "retest_of": self.retest_of_id, "comment": self.comment, "status_invalidated": self.status == ResultStatus.INVALIDATED,
             "invalidation_reason": self.invalidation_reason,
         }

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from batches.models.mbr import fixed_decimal
+
 
 class SpecStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
@@ -25,6 +27,7 @@ class Specification(models.Model):
     dose_max_cells_per_kg = models.DecimalField(max_digits=20, decimal_places=0)
     dose_tolerance_percent = models.DecimalField(max_digits=5, decimal_places=2, default=20)
     based_on = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    change_summary = models.TextField(blank=True, help_text="What changed from the version it is based on, and why")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     effective_at = models.DateTimeField(null=True, blank=True)
@@ -43,8 +46,10 @@ class Specification(models.Model):
     def signable_content(self) -> dict:
         return {
             "product": self.product_id, "version": self.version, "title": self.title,
-            "dose_min_cells_per_kg": self.dose_min_cells_per_kg, "dose_max_cells_per_kg": self.dose_max_cells_per_kg,
-            "dose_tolerance_percent": self.dose_tolerance_percent,
+            # Decimals with the field's own places, as read back: the hash must not depend on it.
+            "dose_min_cells_per_kg": fixed_decimal(self.dose_min_cells_per_kg, 0),
+            "dose_max_cells_per_kg": fixed_decimal(self.dose_max_cells_per_kg, 0),
+            "dose_tolerance_percent": fixed_decimal(self.dose_tolerance_percent, 2), "change_summary": self.change_summary,
             "tests": [t.definition_content() for t in self.tests.all()],
         }
 
@@ -87,6 +92,12 @@ class TestDefinition(models.Model):
     required_for_provisional = models.BooleanField(default=True)
     turnaround_days = models.PositiveSmallIntegerField(default=0)
     sample_type = models.CharField(max_length=60, blank=True)
+    # Class of the deviation an out-of-specification result opens: microbial safety tests
+    # (sterility, mycoplasma, endotoxin) are critical, the others major by default.
+    oos_deviation_class = models.CharField(
+        max_length=10, choices=[("major", "Major"), ("critical", "Critical")], default="major",
+        help_text="Class of the deviation a failing result opens",
+    )
 
     class Meta:
         ordering = ["specification", "order"]
@@ -99,7 +110,13 @@ class TestDefinition(models.Model):
         return self.name
 
     def definition_content(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in self._meta.concrete_fields if f.name not in {"id", "specification"}}
+        content = {}
+        for f in self._meta.concrete_fields:
+            if f.name in {"id", "specification"}:
+                continue
+            value = getattr(self, f.name)
+            content[f.name] = fixed_decimal(value, f.decimal_places) if isinstance(f, models.DecimalField) else value
+        return content
 
 
 class BatchSpecification(models.Model):

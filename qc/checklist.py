@@ -1,0 +1,432 @@
+"""The release checklist: what the QP must be sure of before certifying a batch.
+
+Computed by the server from the records, never ticked by hand (review by exception:
+the QP reads what failed, not forty green lines). Each item is ok, failed or not
+applicable, with a message a person can act on and a link to where it is fixed.
+The certification stores the checklist as evaluated when it was signed.
+
+Items (in this order):
+
+identity    chain of identity: intake accepted, labels reconciled (printed = applied +
+            destroyed, a final product bag labelled), receipt scanned, no blocked scan
+            left without a later matching scan at the same handoff;
+steps       every step of the pinned master batch record recorded, signed by its
+            performer and, where required, verified by a second person;
+signatures  no signature voided without being given again, none invalidated by a
+            later change (steps, QC results, OOS investigations, certifications);
+deviations  no major or critical deviation of the batch open;
+tests       QC results reviewed and passing against the pinned specification: those
+            required for provisional release (provisional), all of them (final, single);
+            a composite criterion passes when any of its read-outs passes;
+dose        the formulated dose per kg within the order's target ± the specification's
+            tolerance, and within the specification's dose range;
+versions    the master batch record and the specification the batch was pinned to
+            were in force when the batch was created;
+provisional (final only) the provisional certification stands, validly signed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+
+from django.contrib.contenttypes.models import ContentType
+from django.urls import NoReverseMatch, reverse
+
+from batches.models import (
+    ApheresisIntake,
+    Batch,
+    ContainerType,
+    CustodyEvent,
+    CustodyStep,
+    Deviation,
+    DeviationClass,
+    DeviationStatus,
+    IntakeOutcome,
+    Label,
+    LabelStatus,
+    MbrStatus,
+    StepDefinition,
+    StepKind,
+    StepRecord,
+    StepStatus,
+)
+from batches.quantities import format_value
+from batches.services.deviations import open_blocking_deviations
+from carmfg.audit.models import Action, AuditEvent
+from carmfg.canonical import content_hash
+from carmfg.esign.models import Meaning, Signature
+from carmfg.esign.services import signable_hash
+from qc.models import (
+    BatchSpecification,
+    Certification,
+    CertificationDecision,
+    CertificationKind,
+    OosInvestigation,
+    ResultStatus,
+    SpecStatus,
+    TestResult,
+)
+from qc.selectors import BatchQc, batch_test_status
+
+OK, FAILED, NOT_APPLICABLE = "ok", "failed", "not_applicable"
+MAX_DETAILS = 8
+DOSE_CALCULATION = "dose_per_kg"
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    code: str
+    title: str
+    status: str
+    message: str
+    details: tuple[str, ...] = ()
+    link: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status != FAILED
+
+
+@dataclass
+class Checklist:
+    batch: Batch
+    kind: str
+    items: list[ChecklistItem]
+    pending_tests: list[dict] = field(default_factory=list)
+    qc: BatchQc | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(item.ok for item in self.items)
+
+    @property
+    def failed(self) -> list[ChecklistItem]:
+        return [item for item in self.items if item.status == FAILED]
+
+    def item(self, code: str) -> ChecklistItem:
+        return next(i for i in self.items if i.code == code)
+
+    def snapshot(self) -> list[dict]:
+        """What the certification keeps: the items as the QP saw them."""
+        return [{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(item).items()} for item in self.items]
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the checklist would read differently: a signature form
+        carries it, so a QP never signs a checklist other than the one on screen."""
+        return content_hash({"kind": self.kind, "items": self.snapshot(), "pending": self.pending_tests})
+
+
+def _url(name: str, *args) -> str:
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return ""
+
+
+def _item(code: str, title: str, problems: list[str], ok_message: str, *, link: str = "",
+          failed_message: str = "") -> ChecklistItem:
+    if not problems:
+        return ChecklistItem(code, title, OK, ok_message, link=link)
+    message = failed_message or problems[0]
+    extra = len(problems) - MAX_DETAILS
+    details = tuple(problems[:MAX_DETAILS]) + ((f"… and {extra} more.",) if extra > 0 else ())
+    return ChecklistItem(code, title, FAILED, message, details=details, link=link)
+
+
+# --- identity -------------------------------------------------------------------------------
+
+
+def unresolved_mismatches(batch: Batch) -> list[AuditEvent]:
+    """Blocked scans on the batch's donation (they live in the audit trail) with no
+    matching scan at the same handoff afterwards. Reads AuditEvent (action blocked,
+    rooted at the donation) and CustodyEvent."""
+    donation = batch.donation
+    blocked = list(AuditEvent.objects.filter(
+        chain=donation.site_id, action=Action.BLOCKED, root_type="batches.donation", root_id=str(donation.pk),
+    ).order_by("occurred_at", "seq"))
+    if not blocked:
+        return []
+    matched = list(CustodyEvent.objects.filter(donation=donation).values_list("step", "performed_at"))
+    out = []
+    for event in blocked:
+        step = (event.changes or {}).get("step", "") if isinstance(event.changes, dict) else ""
+        resolved = any((not step or s == step) and at >= event.occurred_at for s, at in matched)
+        if not resolved:
+            out.append(event)
+    return out
+
+
+def _identity(batch: Batch) -> ChecklistItem:
+    donation = batch.donation
+    problems = []
+    intake = ApheresisIntake.objects.filter(donation=donation).first()
+    if intake is None:
+        problems.append("No apheresis intake is recorded for this donation.")
+    elif intake.outcome not in (IntakeOutcome.ACCEPTED, IntakeOutcome.ACCEPTED_WITH_DEVIATION):
+        problems.append(f"The apheresis intake is {intake.get_outcome_display().lower()}, not accepted.")
+    labels = list(Label.objects.filter(donation=donation).values_list("container_code", "container_type", "status"))
+    outstanding = sorted(code for code, _t, status in labels if status == LabelStatus.PRINTED)
+    applied = sum(1 for _c, _t, s in labels if s == LabelStatus.APPLIED)
+    destroyed = sum(1 for _c, _t, s in labels if s == LabelStatus.DESTROYED)
+    if outstanding:
+        problems.append(f"Label reconciliation: {len(labels)} printed ≠ {applied} applied + {destroyed} destroyed; "
+                        f"not accounted for: {', '.join(outstanding)}.")
+    if not any(t == ContainerType.FINAL_PRODUCT_BAG and s == LabelStatus.APPLIED for _c, t, s in labels):
+        problems.append("No final product bag label is recorded as applied.")
+    if not CustodyEvent.objects.filter(donation=donation, step=CustodyStep.RECEIPT).exists():
+        problems.append("The receipt of the apheresis material at the facility was never scanned.")
+    for event in unresolved_mismatches(batch):
+        changes = event.changes if isinstance(event.changes, dict) else {}
+        problems.append(
+            f"Blocked scan at {changes.get('step') or changes.get('context') or 'a handoff'} "
+            f"({event.occurred_at:%Y-%m-%d %H:%M} UTC): {changes.get('cause', 'mismatch')} — no matching scan since."
+        )
+    ok = (f"DIN {donation.din}: intake accepted, {len(labels)} label(s) printed = {applied} applied + "
+          f"{destroyed} destroyed, no unresolved mismatch.")
+    return _item("identity", "Chain of identity", problems, ok,
+                 link=_url("batches:donation_detail", donation.pk) or _url("batches:batch_detail", batch.pk))
+
+
+# --- steps and signatures --------------------------------------------------------------------
+
+
+def _signatures_by_record(model, ids: list[int]) -> dict[str, list[Signature]]:
+    by_record: dict[str, list[Signature]] = defaultdict(list)
+    if not ids:
+        return by_record
+    for sig in Signature.objects.filter(content_type=ContentType.objects.get_for_model(model),
+                                        object_id__in=[str(i) for i in ids]).order_by("signed_at", "pk"):
+        by_record[sig.object_id].append(sig)
+    return by_record
+
+
+def _valid(sig: Signature, current_hash: str) -> bool:
+    return sig.voided_at is None and sig.content_hash == current_hash
+
+
+def _steps(batch: Batch, records: list[StepRecord], sigs: dict[str, list[Signature]],
+           hashes: dict[int, str]) -> ChecklistItem:
+    """Reads the pinned MBR's StepDefinitions, the batch's StepRecords and their signatures."""
+    definitions = list(StepDefinition.objects.filter(stage__mbr_id=batch.mbr_id).select_related("stage")
+                       .order_by("stage__order", "order"))
+    by_definition: dict[int, list[StepRecord]] = defaultdict(list)
+    for record in records:
+        by_definition[record.definition_id].append(record)
+    problems = []
+    for definition in definitions:
+        label = f"{definition.stage.name} · {definition.title}"
+        recs = by_definition.get(definition.pk, [])
+        if not recs:
+            problems.append(f"{label}: not recorded.")
+            continue
+        for record in recs:
+            suffix = f" #{record.occurrence}" if definition.repeatable else ""
+            if record.status == StepStatus.BLOCKED:
+                problems.append(f"{label}{suffix}: blocked.")
+            current = [s for s in sigs.get(str(record.pk), []) if _valid(s, hashes[record.pk])]
+            meanings = {s.meaning for s in current}
+            if Meaning.PERFORMED not in meanings:
+                problems.append(f"{label}{suffix}: needs the performer's signature.")
+            elif definition.requires_verification and Meaning.VERIFIED not in meanings:
+                problems.append(f"{label}{suffix}: needs verification by a second person.")
+    ok = f"All {len(definitions)} steps of {batch.mbr} recorded, signed and verified where required."
+    return _item("steps", "Manufacturing steps", problems, ok, link=_url("batches:batch_detail", batch.pk))
+
+
+def _signature_problems(label: str, sigs: list[Signature], current_hash: str, *, skip: frozenset = frozenset()) -> list[str]:
+    problems = []
+    by_meaning: dict[str, list[Signature]] = defaultdict(list)
+    for sig in sigs:
+        by_meaning[sig.meaning].append(sig)
+    for meaning, group in by_meaning.items():
+        if meaning in skip:
+            continue
+        active = [s for s in group if s.voided_at is None]
+        name = Meaning(meaning).label if meaning in Meaning.values else meaning
+        if any(s.content_hash != current_hash for s in active):
+            problems.append(f"{label}: the “{name}” signature no longer matches the record (changed after signing).")
+        elif not active:
+            last = group[-1]
+            problems.append(f"{label}: the “{name}” signature of {last.signer_name} was voided "
+                            f"({last.void_reason or 'no reason given'}) and not given again.")
+    return problems
+
+
+def _signatures(batch: Batch, records: list[StepRecord], step_sigs: dict[str, list[Signature]],
+                hashes: dict[int, str]) -> ChecklistItem:
+    """Reads the signatures of the batch's StepRecords, TestResults, OosInvestigations
+    and Certifications, against each record's current content."""
+    problems = []
+    for record in records:
+        problems += _signature_problems(str(record), step_sigs.get(str(record.pk), []), hashes[record.pk])
+    results = list(TestResult.objects.filter(batch=batch).select_related("test", "batch"))
+    result_sigs = _signatures_by_record(TestResult, [r.pk for r in results])
+    for result in results:
+        # Invalidating a result voids its entry signature by design; the invalidation
+        # itself carries the reviewer's signature, checked like any other.
+        skip = frozenset({Meaning.PERFORMED}) if result.status == ResultStatus.INVALIDATED else frozenset()
+        problems += _signature_problems(f"{result.test.name} result {result.display_value}",
+                                        result_sigs.get(str(result.pk), []), signable_hash(result), skip=skip)
+    investigations = list(OosInvestigation.objects.filter(result__batch=batch).select_related("result__test"))
+    oos_sigs = _signatures_by_record(OosInvestigation, [i.pk for i in investigations])
+    for inv in investigations:
+        problems += _signature_problems(f"OOS investigation of {inv.result.test.name}", oos_sigs.get(str(inv.pk), []),
+                                        signable_hash(inv))
+    certifications = list(Certification.objects.filter(batch=batch))
+    cert_sigs = _signatures_by_record(Certification, [c.pk for c in certifications])
+    for cert in certifications:
+        problems += _signature_problems(str(cert), cert_sigs.get(str(cert.pk), []), signable_hash(cert))
+    counted = sum(len(v) for v in step_sigs.values()) + sum(len(v) for v in result_sigs.values())
+    return _item("signatures", "Signatures", problems,
+                 f"{counted} signatures on steps and results checked against the records: none voided or invalid.",
+                 link=_url("audit_list") and f"{_url('audit_list')}?action=void")
+
+
+# --- deviations, tests, dose, versions -------------------------------------------------------
+
+
+def _deviations(batch: Batch) -> ChecklistItem:
+    open_ones = open_blocking_deviations(batch)
+    problems = [f"{d.number} ({d.get_classification_display().lower()}, {d.get_status_display().lower()}): {d.title}"
+                for d in open_ones]
+    others = list(Deviation.objects.filter(batch=batch).values_list("number", "classification", "status"))
+    minor_open = [n for n, c, s in others if c == DeviationClass.MINOR and s != DeviationStatus.CLOSED]
+    closed = [n for n, _c, s in others if s == DeviationStatus.CLOSED]
+    ok = "No major or critical deviation is open"
+    if minor_open or closed:
+        ok += f" ({len(minor_open)} minor open{': ' + ', '.join(minor_open) if minor_open else ''}; {len(closed)} closed)"
+    return _item("deviations", "Deviations", problems, ok + ".",
+                 link=_url("batches:deviation_list") and f"{_url('batches:deviation_list')}?batch={batch.pk}",
+                 failed_message=f"{len(problems)} major/critical deviation(s) open: {problems[0]}" if problems else "")
+
+
+def _tests(batch: Batch, qc: BatchQc, kind: str) -> ChecklistItem:
+    problems = []
+    considered = 0
+    for requirement in qc.requirements:
+        if kind == CertificationKind.PROVISIONAL and not requirement.required_for_provisional:
+            continue
+        considered += 1
+        if requirement.state != "passing":
+            problems.append(requirement.describe())
+    scope = "required for provisional release" if kind == CertificationKind.PROVISIONAL else "of the specification"
+    ok = f"All {considered} criteria {scope} reviewed and passing ({qc.specification})."
+    return _item("tests", "QC results", problems, ok, link=_url("qc:batch", batch.pk))
+
+
+def _dose_record(batch: Batch, records: list[StepRecord]) -> StepRecord | None:
+    dose = [r for r in records if r.definition.kind == StepKind.CALCULATION
+            and r.definition.calculation == DOSE_CALCULATION and r.value is not None]
+    return max(dose, key=lambda r: r.occurrence) if dose else None
+
+
+def _dose(batch: Batch, records: list[StepRecord], qc: BatchQc) -> ChecklistItem:
+    """Reads the batch's dose calculation step record (calculation ``dose_per_kg``), the
+    order's target dose and the pinned specification's dose range and tolerance."""
+    spec = qc.specification
+    record = _dose_record(batch, records)
+    target = batch.order.target_dose_cells_per_kg
+    unit = "CAR+ cells/kg"
+    if record is None:
+        return ChecklistItem("dose", "Dose", FAILED,
+                             "No dose calculation is recorded: the dose per kg cannot be checked.",
+                             link=_url("batches:batch_detail", batch.pk))
+    dose = record.value
+    tolerance = spec.dose_tolerance_percent / Decimal(100)
+    low_t, high_t = target * (1 - tolerance), target * (1 + tolerance)
+    problems = []
+    if not low_t <= dose <= high_t:
+        problems.append(f"Dose {format_value(dose)} {unit} differs from the order's target {format_value(target)} "
+                        f"by more than {format_value(spec.dose_tolerance_percent)} % "
+                        f"(allowed {format_value(low_t)}–{format_value(high_t)}).")
+    if not spec.dose_min_cells_per_kg <= dose <= spec.dose_max_cells_per_kg:
+        problems.append(f"Dose {format_value(dose)} {unit} is outside the specification's range "
+                        f"{format_value(spec.dose_min_cells_per_kg)}–{format_value(spec.dose_max_cells_per_kg)}.")
+    ok = (f"Dose {format_value(dose)} {unit}: target {format_value(target)} ± {format_value(spec.dose_tolerance_percent)} %, "
+          f"specification {format_value(spec.dose_min_cells_per_kg)}–{format_value(spec.dose_max_cells_per_kg)}.")
+    return _item("dose", "Dose", problems, ok, link=_url("batches:batch_detail", batch.pk))
+
+
+def _in_force_at(status: str, effective_at: dt.datetime | None, superseded_at: dt.datetime | None,
+                 moment: dt.datetime) -> bool:
+    if status not in ("effective", "superseded") or effective_at is None or effective_at > moment:
+        return False
+    return superseded_at is None or superseded_at > moment
+
+
+def _versions(batch: Batch, qc: BatchQc) -> ChecklistItem:
+    """Reads the batch's MasterBatchRecord (status, effective and superseded times) and
+    its BatchSpecification pin (the specification's status and effective time)."""
+    problems = []
+    mbr = batch.mbr
+    if not _in_force_at(mbr.status, mbr.effective_at, mbr.superseded_at, batch.created_at):
+        problems.append(f"{mbr} ({mbr.get_status_display().lower()}) was not the approved version in force when "
+                        "the batch was created.")
+    if mbr.status not in (MbrStatus.EFFECTIVE, MbrStatus.SUPERSEDED):
+        problems.append(f"{mbr} is {mbr.get_status_display().lower()}, never approved.")
+    spec = qc.specification
+    pin = BatchSpecification.objects.filter(batch=batch).first()
+    if spec.status not in (SpecStatus.EFFECTIVE, SpecStatus.SUPERSEDED) or spec.effective_at is None or (
+            pin is not None and spec.effective_at > pin.pinned_at):
+        problems.append(f"{spec} was not the effective specification when the batch was pinned to it.")
+    ok = f"Made to {mbr} and judged against {spec}, both in force when the batch was created."
+    return _item("versions", "Versions", problems, ok, link=_url("qc:specification", spec.pk))
+
+
+def _provisional(batch: Batch) -> ChecklistItem:
+    cert = Certification.objects.filter(batch=batch, kind=CertificationKind.PROVISIONAL).first()
+    if cert is None or cert.decision not in (CertificationDecision.RELEASED, CertificationDecision.RELEASED_EXCEPTIONAL):
+        return ChecklistItem("provisional", "Provisional certification", FAILED,
+                             "The batch was never provisionally released.")
+    sig = Signature.objects.filter(content_type=ContentType.objects.get_for_model(Certification),
+                                   object_id=str(cert.pk), meaning=Meaning.RELEASED_PROVISIONAL,
+                                   voided_at__isnull=True).first()
+    if sig is None or sig.content_hash != signable_hash(cert):
+        return ChecklistItem("provisional", "Provisional certification", FAILED,
+                             "The provisional certification no longer carries a valid signature.")
+    return ChecklistItem("provisional", "Provisional certification", OK,
+                         f"Provisionally released by {sig.signer_name} at {sig.signed_at:%Y-%m-%d %H:%M} UTC.")
+
+
+def pending_tests(qc: BatchQc) -> list[dict]:
+    """Criteria not required for provisional release that are not passing yet, with the
+    date each result is expected (sample date + turnaround): named on the certificate."""
+    out = []
+    for requirement in qc.requirements:
+        if requirement.required_for_provisional or requirement.state == "passing":
+            continue
+        expected = requirement.expected_on
+        out.append({
+            "criterion": requirement.label, "tests": [m.test.code for m in requirement.members],
+            "state": requirement.state, "expected_on": expected.isoformat() if expected else None,
+            "turnaround_days": max(m.test.turnaround_days for m in requirement.members),
+        })
+    return out
+
+
+def release_checklist(batch: Batch, *, kind: str) -> Checklist:
+    """The checklist of ``batch`` for a certification of ``kind`` (provisional, final, single)."""
+    if kind not in CertificationKind.values:
+        raise ValueError(f"unknown certification kind {kind!r}")
+    batch = Batch.objects.select_related("site", "order__patient", "donation", "mbr", "product").get(pk=batch.pk)
+    qc = batch_test_status(batch)
+    records = list(StepRecord.objects.filter(batch=batch).select_related("definition__stage", "batch"))
+    hashes = {r.pk: signable_hash(r) for r in records}
+    step_sigs = _signatures_by_record(StepRecord, [r.pk for r in records])
+    items = [
+        _identity(batch),
+        _steps(batch, records, step_sigs, hashes),
+        _signatures(batch, records, step_sigs, hashes),
+        _deviations(batch),
+        _tests(batch, qc, kind),
+        _dose(batch, records, qc),
+        _versions(batch, qc),
+    ]
+    if kind == CertificationKind.FINAL:
+        items.append(_provisional(batch))
+    pending = pending_tests(qc) if kind == CertificationKind.PROVISIONAL else []
+    return Checklist(batch=batch, kind=kind, items=items, pending_tests=pending, qc=qc)

@@ -1,0 +1,360 @@
+"""Batch certification by the qualified person.
+
+Two-stage products (hospital exemption: the fresh product is infused before sterility
+is known): a *provisional* certification on the results available at harvest, naming
+the tests still pending with their expected dates, then a *final* one when every
+result is in. Single-stage products: one certification requiring every result.
+
+Rules enforced here, whatever the caller:
+
+* the QP is independent of the batch: they performed or verified none of its steps
+  and entered, reviewed or invalidated none of its QC results;
+* a release needs every item of the release checklist (``qc.checklist``) ok, as the
+  server evaluates it inside the signing transaction; the QP signs the checklist they
+  saw (its fingerprint), never a different one;
+* when a result fails (e.g. a late sterility result after infusion) the only final
+  decisions are a signed rejection, or a signed *exceptional* release with a written
+  justification and every closed OOS investigation of the failing results linked;
+* rejection is always possible, signed, with a reason and a failure reason that keeps
+  failed batches countable.
+
+Each certification asks for its signed PDF batch record once committed
+(:func:`certification_document_request`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from batches.exceptions import NotReady
+from batches.models import Batch, BatchFailureReason, BatchState, ReleaseModel, StepRecord
+from batches.services.transitions import batch_transition
+from carmfg.accounts.permissions import SitePerm, require_site_perm
+from carmfg.audit.models import Action
+from carmfg.audit.services import audit_record
+from carmfg.esign.exceptions import SegregationOfDuties
+from carmfg.esign.models import Meaning, Signature
+from carmfg.esign.services import signature_apply, signature_reauthenticate
+from carmfg.exceptions import InvalidInput, StaleRecord
+from carmfg.textinput import clean_text
+from qc.checklist import Checklist, release_checklist
+from qc.models import (
+    Certification,
+    CertificationDecision,
+    CertificationKind,
+    OosInvestigation,
+    OosStatus,
+    ResultStatus,
+    TestResult,
+)
+
+JUSTIFICATION_MIN = 20
+JUSTIFICATION_MAX = 10_000
+RELEASED_DECISIONS = (CertificationDecision.RELEASED, CertificationDecision.RELEASED_EXCEPTIONAL)
+
+
+# --- independence of the QP -------------------------------------------------------------------
+
+
+def batch_participants(batch: Batch) -> dict[int, list[str]]:
+    """Who did what on the batch: user id → what they did (performed or verified steps,
+    entered, reviewed or invalidated QC results). None of them may certify it."""
+    done: dict[int, list[str]] = {}
+
+    def add(user_id: int | None, what: str) -> None:
+        if user_id is not None and what not in done.setdefault(user_id, []):
+            done[user_id].append(what)
+
+    record_ids = [str(pk) for pk in StepRecord.objects.filter(batch=batch).values_list("pk", flat=True)]
+    for signer_id, meaning in Signature.objects.filter(
+        content_type=ContentType.objects.get_for_model(StepRecord), object_id__in=record_ids,
+        meaning__in=(Meaning.PERFORMED, Meaning.VERIFIED),
+    ).values_list("signer_id", "meaning"):
+        add(signer_id, "performed a manufacturing step" if meaning == Meaning.PERFORMED else "verified a step")
+    results = {str(pk): (entered, reviewed, status) for pk, entered, reviewed, status in
+               TestResult.objects.filter(batch=batch).values_list("pk", "entered_by_id", "reviewed_by_id", "status")}
+    for entered, reviewed, _status in results.values():
+        add(entered, "entered a QC result")
+        add(reviewed, "reviewed a QC result")
+    for object_id, signer_id in Signature.objects.filter(
+        content_type=ContentType.objects.get_for_model(TestResult), object_id__in=list(results),
+        meaning=Meaning.REVIEWED,
+    ).values_list("object_id", "signer_id"):
+        invalidated = results[object_id][2] == ResultStatus.INVALIDATED
+        add(signer_id, "invalidated a QC result" if invalidated else "reviewed a QC result")
+    return done
+
+
+def qp_independence_problem(actor, batch: Batch) -> str:
+    """Why ``actor`` may not certify ``batch`` (empty when they may)."""
+    what = batch_participants(batch).get(actor.pk)
+    if not what:
+        return ""
+    return (f"You {' and '.join(what)} of batch {batch.number}: a qualified person who took part in making or "
+            "testing a batch cannot certify it. Another QP must.")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _refuse_unless_ok(checklist: Checklist, *, allowed_failures: Iterable[str] = ()) -> None:
+    failed = [item for item in checklist.failed if item.code not in set(allowed_failures)]
+    if failed:
+        raise NotReady("Certification refused. " + " ".join(f"{item.title}: {item.message}" for item in failed))
+
+
+def _lock_batch(batch: Batch, expected_version: int | None) -> Batch:
+    locked = Batch.objects.select_for_update().select_related("site", "product", "order__patient", "donation").get(
+        pk=batch.pk)
+    if expected_version is not None and locked.version != expected_version:
+        raise StaleRecord()
+    return locked
+
+
+def _check_fingerprint(checklist: Checklist, expected_checklist: str | None) -> None:
+    if expected_checklist is not None and expected_checklist != checklist.fingerprint:
+        raise StaleRecord("The release checklist changed since you opened the page (a result, a deviation or a "
+                          "signature changed). Reload it, read it again and sign what it now says.")
+
+
+def _certify(*, actor, batch: Batch, kind: str, decision: str, checklist: Checklist, reauth, meaning: str,
+             justification: str = "", investigations: Iterable[OosInvestigation] = (),
+             comment: str = "") -> Certification:
+    cert = Certification.objects.create(
+        site=batch.site, batch=batch, kind=kind, decision=decision, justification=justification,
+        checklist=checklist.snapshot(), pending_tests=checklist.pending_tests,
+        specification=checklist.qc.specification, qp=actor, signed_at=timezone.now(),
+    )
+    if investigations:
+        cert.investigations.set(list(investigations))
+    cert.refresh_from_db()
+    audit_record(actor=actor, action=Action.CREATE, obj=cert,
+                 changes={**cert.signable_content(), "checklist_fingerprint": checklist.fingerprint})
+    participants = list(batch_participants(batch))
+    signature_apply(actor=actor, reauth=reauth, obj=cert, meaning=meaning, comment=comment,
+                    excluded_signers=participants if decision in RELEASED_DECISIONS else [],
+                    excluded_reason="You took part in making or testing this batch: another QP must certify it.")
+    certification_document_request(cert, actor=actor)
+    return cert
+
+
+def _require_independent(actor, batch: Batch) -> None:
+    problem = qp_independence_problem(actor, batch)
+    if problem:
+        raise SegregationOfDuties(problem)
+
+
+# --- provisional --------------------------------------------------------------------------
+
+
+def certification_provisional_sign(*, actor, batch: Batch, password: str, expected_version: int | None = None,
+                                   expected_checklist: str | None = None, request: HttpRequest | None = None,
+                                   comment: str = "") -> Certification:
+    """A QP, independent of the batch, releases the fresh product provisionally
+    ("Released (provisional)"). Refused while any item of the provisional checklist
+    fails; the certificate names the tests still pending and when each is expected."""
+    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="certify batches")
+    if batch.product.release_model != ReleaseModel.TWO_STAGE:
+        raise NotReady(f"{batch.product} is released in a single certification, when every result is in.")
+    _require_independent(actor, batch)
+    _refuse_unless_ok(release_checklist(batch, kind=CertificationKind.PROVISIONAL))
+    reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=batch)
+    with transaction.atomic():
+        locked = _lock_batch(batch, expected_version)
+        if locked.state != BatchState.AWAITING_RELEASE:
+            raise NotReady(f"Batch {locked.number} is {locked.get_state_display().lower()}: only a completed batch "
+                           "awaiting release is certified provisionally.")
+        if Certification.objects.filter(batch=locked, kind=CertificationKind.PROVISIONAL).exists():
+            raise NotReady(f"Batch {locked.number} already has a provisional certification.")
+        _require_independent(actor, locked)
+        checklist = release_checklist(locked, kind=CertificationKind.PROVISIONAL)
+        _check_fingerprint(checklist, expected_checklist)
+        _refuse_unless_ok(checklist)
+        cert = _certify(actor=actor, batch=locked, kind=CertificationKind.PROVISIONAL,
+                        decision=CertificationDecision.RELEASED, checklist=checklist, reauth=reauth,
+                        meaning=Meaning.RELEASED_PROVISIONAL, comment=comment)
+        batch_transition(actor=actor, batch=locked, to_state=BatchState.PROVISIONALLY_RELEASED,
+                         reason=f"Provisional certification by {actor.get_full_name() or actor.get_username()}")
+    batch.refresh_from_db()
+    return cert
+
+
+# --- final (or single) ----------------------------------------------------------------------
+
+
+def final_kind(batch: Batch) -> str:
+    return CertificationKind.SINGLE if batch.product.release_model == ReleaseModel.SINGLE else CertificationKind.FINAL
+
+
+def _final_state_ok(batch: Batch, kind: str) -> None:
+    if kind == CertificationKind.SINGLE:
+        if batch.state != BatchState.AWAITING_RELEASE:
+            raise NotReady(f"Batch {batch.number} is {batch.get_state_display().lower()}: only a completed batch "
+                           "awaiting release is certified.")
+        return
+    held_after_release = batch.state == BatchState.ON_HOLD and batch.state_before_hold == BatchState.PROVISIONALLY_RELEASED
+    if batch.state != BatchState.PROVISIONALLY_RELEASED and not held_after_release:
+        raise NotReady(f"Batch {batch.number} is {batch.get_state_display().lower()}: the final certification "
+                       "follows the provisional one.")
+
+
+def failing_results(checklist: Checklist) -> list[TestResult]:
+    """The current results that fail their criterion (a composite criterion fails only
+    when all its read-outs fail)."""
+    out = []
+    for requirement in checklist.qc.requirements:
+        if requirement.state == "failing":
+            out.extend(m.current for m in requirement.members if m.current is not None)
+    return out
+
+
+def _exceptional_investigations(checklist: Checklist, chosen: list[OosInvestigation]) -> list[OosInvestigation]:
+    failing = failing_results(checklist)
+    if not failing:
+        raise InvalidInput("No result fails: an exceptional release is only for a batch out of specification. "
+                           "Certify it as released.", field="decision")
+    missing = [n for n in (i for i in checklist.qc.requirements if i.state != "passing") if n.state != "failing"]
+    if missing:
+        raise NotReady("Results are still pending or unreviewed: " + " ".join(r.describe() for r in missing))
+    chosen_by_result = {inv.result_id: inv for inv in chosen}
+    needed = []
+    for result in failing:
+        inv = OosInvestigation.objects.filter(result=result).first()
+        label = f"{result.test.name} {result.display_value}"
+        if inv is None:
+            needed.append(f"{label}: no OOS investigation exists.")
+        elif inv.status != OosStatus.CLOSED:
+            needed.append(f"{label}: its OOS investigation is still in {inv.get_status_display().lower()}.")
+        elif result.pk not in chosen_by_result:
+            needed.append(f"{label}: link its OOS investigation (deviation {inv.deviation.number}).")
+    if needed:
+        raise NotReady("An exceptional release rests on concluded investigations of every failing result. "
+                       + " ".join(needed))
+    stray = [inv for inv in chosen if inv.result_id not in {r.pk for r in failing}]
+    if stray:
+        raise InvalidInput("Only the investigations of this batch's failing results can be linked.", field="investigations")
+    return chosen
+
+
+def certification_final_sign(*, actor, batch: Batch, password: str,
+                             decision: str = CertificationDecision.RELEASED, justification: str = "",
+                             investigations: Iterable[OosInvestigation] = (), expected_version: int | None = None,
+                             expected_checklist: str | None = None, request: HttpRequest | None = None,
+                             comment: str = "") -> Certification:
+    """The QP's final decision to release (or the single certification of a single-stage
+    product), signed "Released". Refused while any result is pending or unreviewed.
+
+    ``released``: every checklist item ok. ``released_exceptional``: the only failing
+    item is the QC results, every failing result has a closed OOS investigation, all
+    linked here, and a written justification (e.g. the physician's documented request
+    with the patient's consent). To reject, use :func:`certification_reject`."""
+    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="certify batches")
+    if decision not in RELEASED_DECISIONS:
+        raise InvalidInput("Decision: released, or released exceptionally. To reject, use the rejection form.",
+                           field="decision")
+    kind = final_kind(batch)
+    _require_independent(actor, batch)
+    chosen = list(investigations)
+    if any(inv.site_id != batch.site_id or inv.result.batch_id != batch.pk for inv in chosen):
+        raise InvalidInput("Only the investigations of this batch's failing results can be linked.", field="investigations")
+    if decision == CertificationDecision.RELEASED_EXCEPTIONAL:
+        justification = clean_text(justification, field="Justification", max_length=JUSTIFICATION_MAX, required=True)
+        if len(justification) < JUSTIFICATION_MIN:
+            raise InvalidInput(f"Justification: write at least {JUSTIFICATION_MIN} characters: why the product is "
+                               "released although out of specification, at whose documented request.",
+                               field="justification")
+    else:
+        justification = clean_text(justification, field="Justification", max_length=JUSTIFICATION_MAX)
+        if chosen:
+            raise InvalidInput("Investigations are linked only to an exceptional release.", field="investigations")
+    reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=batch)
+    with transaction.atomic():
+        locked = _lock_batch(batch, expected_version)
+        _final_state_ok(locked, kind)
+        if Certification.objects.filter(batch=locked, kind=kind).exists():
+            raise NotReady(f"Batch {locked.number} already has a {CertificationKind(kind).label.lower()} certification.")
+        _require_independent(actor, locked)
+        checklist = release_checklist(locked, kind=kind)
+        _check_fingerprint(checklist, expected_checklist)
+        if decision == CertificationDecision.RELEASED:
+            if failing_results(checklist):
+                raise NotReady("A result fails its specification: the batch can only be rejected, or released "
+                               "exceptionally with a written justification and the OOS investigation linked.")
+            _refuse_unless_ok(checklist)
+            linked: list[OosInvestigation] = []
+        else:
+            _refuse_unless_ok(checklist, allowed_failures=("tests",))
+            linked = _exceptional_investigations(checklist, chosen)
+        cert = _certify(actor=actor, batch=locked, kind=kind, decision=decision, checklist=checklist, reauth=reauth,
+                        meaning=Meaning.RELEASED, justification=justification, investigations=linked, comment=comment)
+        if locked.state == BatchState.ON_HOLD:
+            batch_transition(actor=actor, batch=locked, to_state=BatchState.PROVISIONALLY_RELEASED,
+                             reason="Hold lifted by the QP's final decision")
+        label = "Exceptional final release" if decision == CertificationDecision.RELEASED_EXCEPTIONAL else "Final release"
+        batch_transition(actor=actor, batch=locked, to_state=BatchState.RELEASED,
+                         reason=f"{label} by {actor.get_full_name() or actor.get_username()}")
+    batch.refresh_from_db()
+    return cert
+
+
+# --- rejection ------------------------------------------------------------------------------
+
+
+def certification_reject(*, actor, batch: Batch, reason: str, failure_reason: str, password: str,
+                         expected_version: int | None = None, request: HttpRequest | None = None) -> Certification:
+    """The QP rejects the batch: a signed decision ("Rejected") with its reason and a
+    failure reason. Possible at any stage of release, whatever the checklist says; not
+    restricted to an independent QP (stopping a batch is always safe)."""
+    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="reject batches")
+    reason = clean_text(reason, field="Reason", max_length=JUSTIFICATION_MAX, required=True)
+    if failure_reason not in BatchFailureReason.values:
+        raise InvalidInput("Failure reason: choose why the batch failed.", field="failure_reason")
+    reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=batch)
+    with transaction.atomic():
+        locked = _lock_batch(batch, expected_version)
+        before_hold = locked.state_before_hold if locked.state == BatchState.ON_HOLD else locked.state
+        if before_hold not in (BatchState.AWAITING_RELEASE, BatchState.PROVISIONALLY_RELEASED):
+            raise NotReady(f"Batch {locked.number} is {locked.get_state_display().lower()}: it is not awaiting a "
+                           "QP decision.")
+        released = Certification.objects.filter(batch=locked, decision__in=RELEASED_DECISIONS).exists()
+        kind = CertificationKind.FINAL if released else (
+            CertificationKind.SINGLE if locked.product.release_model == ReleaseModel.SINGLE
+            else CertificationKind.PROVISIONAL)
+        if Certification.objects.filter(batch=locked, kind=kind).exists():
+            raise NotReady(f"Batch {locked.number} already has a {CertificationKind(kind).label.lower()} certification.")
+        checklist = release_checklist(locked, kind=kind)
+        cert = _certify(actor=actor, batch=locked, kind=kind, decision=CertificationDecision.REJECTED,
+                        checklist=checklist, reauth=reauth, meaning=Meaning.REJECTED, justification=reason)
+        batch_transition(actor=actor, batch=locked, to_state=BatchState.REJECTED, reason=reason,
+                         failure_reason=failure_reason)
+    batch.refresh_from_db()
+    return cert
+
+
+# --- the signed PDF ---------------------------------------------------------------------------
+
+
+def certification_document_request(certification: Certification, *, actor) -> None:
+    """Every certification asks for its signed PDF batch record, in the certifying
+    transaction: the record is queued when it commits, never for one rolled back."""
+    request = _record_request_service()
+    if request is not None:
+        request(actor=actor, certification=certification)
+
+
+def _record_request_service():
+    """The signed-record service of ``qc.documents``, once its model is part of the app."""
+    from django.apps import apps
+
+    try:
+        apps.get_model("qc", "BatchRecordDocument")
+    except LookupError:
+        return None
+    from qc.documents import certification_record_request
+
+    return certification_record_request

@@ -1,0 +1,222 @@
+"""Starting states for QC and release tests.
+
+``make_batch`` builds a batch that manufacturing has just finished (awaiting release):
+patient, order, donation with its DIN, labels applied, receipt scanned, intake
+accepted, every step of a small master batch record recorded and signed by the
+technician (and verified where required), the dose calculated. Those rows are the
+starting state; everything QC and the QP do afterwards goes through the services.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from batches.isbt128 import check_character
+from batches.models import (
+    ApheresisIntake,
+    Batch,
+    BatchState,
+    ContainerType,
+    CustodyEvent,
+    CustodyStep,
+    Donation,
+    IntakeOutcome,
+    Label,
+    LabelStatus,
+    MasterBatchRecord,
+    MbrStatus,
+    Order,
+    Patient,
+    Product,
+    RegulatoryPathway,
+    StageDefinition,
+    StepDefinition,
+    StepRecord,
+)
+from carmfg.esign.models import Meaning
+from carmfg.esign.services import signature_sign
+from qc.models import QualitativeResult, Specification, SpecStatus, TestDefinition, TestResult
+from qc.selectors import batch_test_status
+from qc.services.results import result_enter, result_review
+from qc.spec_data import ARI_0001_LIKE, definition_rows
+from tests.conftest import PASSWORD
+
+LONG_AGO = dt.timedelta(days=60)
+
+# A passing result for each test of the ARI-0001-like specification: (value, unit) or qualitative.
+PASSING = {
+    "viability": ("85.0", "% of nucleated cells"),
+    "cd3": ("92.0", "% of viable cells"),
+    "car_pos": ("38.5", "% of CD3+"),
+    "endotoxin": ("<0.25", "EU/mL"),
+    "gram": QualitativeResult.CONFORMS,
+    "mycoplasma": QualitativeResult.NOT_DETECTED,
+    "sterility": QualitativeResult.NO_GROWTH,
+    "vcn": ("2.10", "copies/transduced cell"),
+    "ifng": ("1850", "pg/mL"),
+}
+FAILING = {
+    "viability": ("55.0", "% of nucleated cells"),
+    "sterility": QualitativeResult.GROWTH,
+    "mycoplasma": QualitativeResult.DETECTED,
+    "vcn": ("12.5", "copies/transduced cell"),
+    "endotoxin": ("1.2", "EU/mL"),
+}
+PROVISIONAL_CODES = [row["code"] for row in definition_rows() if row["required_for_provisional"]]
+LATE_CODES = [row["code"] for row in definition_rows() if not row["required_for_provisional"]]
+
+
+def make_effective_specification(product, *, effective_at=None) -> Specification:
+    spec = Specification.objects.create(
+        site=product.site, product=product, version=1, status=SpecStatus.EFFECTIVE,
+        effective_at=effective_at or timezone.now() - LONG_AGO,
+        **{k: v for k, v in ARI_0001_LIKE.items() if k != "tests"},
+    )
+    for row in definition_rows():
+        TestDefinition.objects.create(specification=spec, **row)
+    return spec
+
+
+@pytest.fixture
+def product(site):
+    product = Product.objects.create(
+        site=site, code="cd19-cart", name="Anti-CD19 CAR-T (ARI-0001-like)",
+        pathway=RegulatoryPathway.HOSPITAL_EXEMPTION, product_code="S1234", fraction_percents=[10, 30, 60],
+    )
+    make_effective_specification(product)
+    return product
+
+
+@pytest.fixture
+def spec(product) -> Specification:
+    return Specification.objects.get(product=product, status=SpecStatus.EFFECTIVE)
+
+
+def make_mbr(product) -> MasterBatchRecord:
+    mbr = MasterBatchRecord.objects.create(
+        site=product.site, product=product, version=1, title="CD19 CAR-T closed-system MBR",
+        status=MbrStatus.EFFECTIVE, effective_at=timezone.now() - LONG_AGO,
+    )
+    stage = StageDefinition.objects.create(mbr=mbr, order=1, code="harvest", name="Harvest & formulation")
+    StepDefinition.objects.create(stage=stage, order=1, code="line_clearance", title="Line clearance",
+                                  kind="instruction", requires_verification=True)
+    StepDefinition.objects.create(stage=stage, order=2, code="harvest_viable", title="Viable cells at harvest",
+                                  kind="value", unit="cells", critical=True)
+    StepDefinition.objects.create(stage=stage, order=3, code="dose", title="Dose per kg", kind="calculation",
+                                  calculation="dose_per_kg", unit="CAR+ cells/kg",
+                                  calculation_inputs={"car_positive_cells": "step:harvest_viable",
+                                                      "weight_kg": "patient:weight_kg",
+                                                      "target_cells_per_kg": "order:target_dose_cells_per_kg"})
+    StepDefinition.objects.create(stage=stage, order=4, code="qc_sampling", title="QC sampling", kind="sample",
+                                  container_type=ContainerType.QC_SAMPLE,
+                                  sample_tests=[row["code"] for row in definition_rows()])
+    return mbr
+
+
+@pytest.fixture
+def mbr(product) -> MasterBatchRecord:
+    return make_mbr(product)
+
+
+@pytest.fixture
+def make_batch(site, product, mbr, technician, verifier):
+    """A finished batch awaiting release (see the module docstring)."""
+    counter = {"n": 0}
+
+    def make(*, dose_cells_per_kg: Decimal = Decimal("1000000"), target: Decimal = Decimal("1000000"),
+             product_=None, mbr_=None, state: str = BatchState.AWAITING_RELEASE, physician_email="dr.house@test.invalid",
+             sign_steps: bool = True) -> Batch:
+        counter["n"] += 1
+        n = counter["n"]
+        prod = product_ or product
+        recipe = mbr_ or mbr
+        now = timezone.now()
+        patient = Patient.objects.create(
+            site=site, pseudonym=f"PT-{n:04d}", initials="AB", birth_year=1980, hospital_record_number=f"HR{n}",
+            wristband_code=f"WB{n:06d}", weight_kg=Decimal("70.0"), weight_measured_on=now.date(),
+        )
+        order = Order.objects.create(
+            site=site, number=f"ORD-{n:04d}", patient=patient, product=prod, indication="r/r B-ALL",
+            treating_physician="Dr Gregory House", physician_email=physician_email, target_dose_cells_per_kg=target,
+            planned_collection_date=(now - dt.timedelta(days=12)).date(),
+        )
+        din13 = f"{site.facility_identification_number}26{n:06d}"
+        donation = Donation.objects.create(site=site, order=order, din=din13, check_character=check_character(din13))
+        for code, kind in (("AB-1", ContainerType.APHERESIS_BAG), ("FP-1", ContainerType.FINAL_PRODUCT_BAG),
+                           ("QC-1", ContainerType.QC_SAMPLE)):
+            Label.objects.create(site=site, donation=donation, container_type=kind, container_code=code,
+                                 status=LabelStatus.APPLIED, printed_by=technician, printed_at=now - dt.timedelta(days=11))
+        CustodyEvent.objects.create(site=site, donation=donation, step=CustodyStep.RECEIPT, scanned_code=f"={din13}00",
+                                    performed_by=technician, performed_at=now - dt.timedelta(days=11),
+                                    location="GMP goods-in", temperature_c=Decimal("4.0"))
+        ApheresisIntake.objects.create(
+            site=site, donation=donation, collection_started_at=now - dt.timedelta(days=12, hours=4),
+            collection_ended_at=now - dt.timedelta(days=12), received_at=now - dt.timedelta(days=11),
+            transport_temperature_c=Decimal("4.0"), volume_ml=Decimal("250.0"), wbc_10e3_per_ul=Decimal("40.00"),
+            cd3_cells_total=Decimal("3000000000"), bag_intact=True, label_scanned_code=f"={din13}00",
+            meets_criteria=True, outcome=IntakeOutcome.ACCEPTED, recorded_by=technician,
+            recorded_at=now - dt.timedelta(days=11),
+        )
+        batch = Batch.objects.create(
+            site=site, number=f"B-T-{n:04d}", order=order, donation=donation, product=prod, mbr=recipe,
+            state=state, created_at=now - dt.timedelta(days=10), started_at=now - dt.timedelta(days=10),
+            completed_at=now - dt.timedelta(days=1) if state != BatchState.IN_PROCESS else None,
+        )
+        for definition in StepDefinition.objects.filter(stage__mbr=recipe).order_by("stage__order", "order"):
+            value = None
+            outputs: dict = {}
+            if definition.kind == "value":
+                value = Decimal("80000000")
+            elif definition.calculation == "dose_per_kg":
+                value = dose_cells_per_kg
+                outputs = {"dose_cells_total": str(dose_cells_per_kg * 70)}
+            record = StepRecord.objects.create(
+                site=site, batch=batch, definition=definition, value=value, unit=definition.unit,
+                calculation_outputs=outputs, performed_by=technician, performed_at=now - dt.timedelta(days=2),
+            )
+            if sign_steps:
+                signature_sign(actor=technician, obj=record, meaning=Meaning.PERFORMED, password=PASSWORD)
+                if definition.requires_verification:
+                    signature_sign(actor=verifier, obj=record, meaning=Meaning.VERIFIED, password=PASSWORD)
+        return batch
+
+    return make
+
+
+def enter(batch, code: str, analyst, *, outcome: dict = PASSING, comment: str = "") -> TestResult:
+    """Enter one result through the service, as the QC analyst would."""
+    test = TestDefinition.objects.get(specification=batch.specification_pin.specification, code=code)
+    given = outcome[code]
+    if isinstance(given, tuple):
+        return result_enter(actor=analyst, batch=batch, test=test, raw_value=given[0], unit=given[1],
+                            password=PASSWORD, comment=comment)
+    return result_enter(actor=analyst, batch=batch, test=test, qualitative=str(given), password=PASSWORD,
+                        comment=comment)
+
+
+def review(result: TestResult, reviewer) -> TestResult:
+    result.refresh_from_db()
+    return result_review(actor=reviewer, result=result, password=PASSWORD, expected_version=result.version)
+
+
+def enter_and_review(batch, codes, analyst, reviewer, *, outcome: dict = PASSING) -> list[TestResult]:
+    return [review(enter(batch, code, analyst, outcome=outcome), reviewer) for code in codes]
+
+
+@pytest.fixture
+def qc_passed(qc_analyst, qc_reviewer):
+    """Enter and review passing results for the given tests (default: those required for
+    provisional release)."""
+
+    def run(batch, codes=None):
+        return enter_and_review(batch, PROVISIONAL_CODES if codes is None else codes, qc_analyst, qc_reviewer)
+
+    return run
+
+
+def requirement_state(batch, key: str) -> str:
+    return next(r.state for r in batch_test_status(batch).requirements if r.key == key)
