@@ -207,10 +207,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "carmfg.audit.tasks.audit_chain_verify",
         "schedule": crontab(hour=env_int("AUDIT_VERIFY_HOUR_UTC", 2), minute=30),
     },
+    # QC results past their expected date (sample date + turnaround): alert QC and the QPs once.
+    "qc-results-overdue-daily": {
+        "task": "qc.alerts_tasks.results_overdue_flag",
+        "schedule": crontab(hour=env_int("QC_OVERDUE_HOUR_UTC", 5), minute=0),
+    },
 }
 
 # --- REST API -----------------------------------------------------------------------
 KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105  (a model name, not a secret)
+# knox.AuthToken is swapped out, but knox's own migrations would still create its
+# table, with a foreign key to auth_user that Django's flush does not know about: every
+# transactional test on PostgreSQL then failed ("cannot truncate a table referenced in a
+# foreign key constraint"). Without knox's migrations that table is never created.
+MIGRATION_MODULES = {"knox": None}
 REST_KNOX = {
     "TOKEN_TTL": dt.timedelta(days=env_int("API_TOKEN_TTL_DAYS", 90)),
     "TOKEN_PREFIX": "cmfg_",
@@ -245,6 +255,16 @@ LOGGING: dict[str, Any] = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"axes": {"level": "WARNING"}, "weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
 }
+
+# --- E-mail (late-result notifications to physicians and QPs) ------------------------
+# Outside production, mails are printed by the worker instead of sent.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "carmfg@localhost")
 
 # --- carmfg ---------------------------------------------------------------------------
 CARMFG_DEMO_PASSWORD = env_str("CARMFG_DEMO_PASSWORD") or "carmfg-demo-2026"
