@@ -22,7 +22,8 @@ dose        the formulated dose per kg within the order's target ± the specific
             tolerance, and within the specification's dose range;
 versions    the master batch record and the specification the batch was pinned to
             were in force when the batch was created;
-provisional (final only) the provisional certification stands, validly signed.
+provisional the provisional certification stands, validly signed (final only; not
+            applicable to the provisional and single certifications).
 """
 
 from __future__ import annotations
@@ -428,5 +429,11 @@ def release_checklist(batch: Batch, *, kind: str) -> Checklist:
     ]
     if kind == CertificationKind.FINAL:
         items.append(_provisional(batch))
+    elif kind == CertificationKind.PROVISIONAL:
+        items.append(ChecklistItem("provisional", "Provisional certification", NOT_APPLICABLE,
+                                   "This is the provisional certification; the final one follows when every result is in."))
+    else:
+        items.append(ChecklistItem("provisional", "Provisional certification", NOT_APPLICABLE,
+                                   f"{batch.product} is released in a single certification."))
     pending = pending_tests(qc) if kind == CertificationKind.PROVISIONAL else []
     return Checklist(batch=batch, kind=kind, items=items, pending_tests=pending, qc=qc)

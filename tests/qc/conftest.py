@@ -92,6 +92,14 @@ def product(site):
 
 
 @pytest.fixture
+def other_product(other_site):
+    product = Product.objects.create(site=other_site, code="cd19-cart", name="Anti-CD19 CAR-T",
+                                     pathway=RegulatoryPathway.COMPOUNDING, product_code="S9999")
+    make_effective_specification(product)
+    return product
+
+
+@pytest.fixture
 def spec(product) -> Specification:
     return Specification.objects.get(product=product, status=SpecStatus.EFFECTIVE)
 
