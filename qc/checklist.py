@@ -11,7 +11,8 @@ identity    chain of identity: intake accepted, labels reconciled (printed = app
             destroyed, a final product bag labelled), receipt scanned, no blocked scan
             left without a later matching scan at the same handoff;
 steps       every step of the pinned master batch record recorded, signed by its
-            performer and, where required, verified by a second person;
+            performer and, where required, verified by a second person, no
+            calculation left stale (the rule ``batches.progress`` completes a batch by);
 signatures  no signature voided without being given again, none invalidated by a
             later change (steps, QC results, OOS investigations, certifications);
 deviations  no major or critical deviation of the batch open;
@@ -49,11 +50,11 @@ from batches.models import (
     Label,
     LabelStatus,
     MbrStatus,
-    StepDefinition,
     StepKind,
     StepRecord,
     StepStatus,
 )
+from batches.progress import load_plan
 from batches.quantities import format_value
 from batches.services.deviations import open_blocking_deviations
 from carmfg.audit.models import Action, AuditEvent
@@ -209,32 +210,17 @@ def _valid(sig: Signature, current_hash: str) -> bool:
     return sig.voided_at is None and sig.content_hash == current_hash
 
 
-def _steps(batch: Batch, records: list[StepRecord], sigs: dict[str, list[Signature]],
-           hashes: dict[int, str]) -> ChecklistItem:
-    """Reads the pinned MBR's StepDefinitions, the batch's StepRecords and their signatures."""
-    definitions = list(StepDefinition.objects.filter(stage__mbr_id=batch.mbr_id).select_related("stage")
-                       .order_by("stage__order", "order"))
-    by_definition: dict[int, list[StepRecord]] = defaultdict(list)
-    for record in records:
-        by_definition[record.definition_id].append(record)
-    problems = []
-    for definition in definitions:
-        label = f"{definition.stage.name} · {definition.title}"
-        recs = by_definition.get(definition.pk, [])
-        if not recs:
-            problems.append(f"{label}: not recorded.")
-            continue
-        for record in recs:
-            suffix = f" #{record.occurrence}" if definition.repeatable else ""
-            if record.status == StepStatus.BLOCKED:
-                problems.append(f"{label}{suffix}: blocked.")
-            current = [s for s in sigs.get(str(record.pk), []) if _valid(s, hashes[record.pk])]
-            meanings = {s.meaning for s in current}
-            if Meaning.PERFORMED not in meanings:
-                problems.append(f"{label}{suffix}: needs the performer's signature.")
-            elif definition.requires_verification and Meaning.VERIFIED not in meanings:
-                problems.append(f"{label}{suffix}: needs verification by a second person.")
-    ok = f"All {len(definitions)} steps of {batch.mbr} recorded, signed and verified where required."
+def _steps(batch: Batch) -> ChecklistItem:
+    """The same completeness rule as completing the batch (``batches.progress``): every
+    step of the pinned recipe recorded, signed, verified where required, calculations
+    not stale; plus no step record left blocked."""
+    plan = load_plan(batch)
+    problems = plan.completion_problems()
+    for state in plan.steps:
+        for record_state in state.records:
+            if record_state.record.status == StepStatus.BLOCKED:
+                problems.append(f"{state.definition.stage.name} · {state.definition.title}: blocked.")
+    ok = f"All {plan.steps_total} steps of {batch.mbr} recorded, signed and verified where required."
     return _item("steps", "Manufacturing steps", problems, ok, link=_url("batches:batch_detail", batch.pk))
 
 
@@ -420,7 +406,7 @@ def release_checklist(batch: Batch, *, kind: str) -> Checklist:
     step_sigs = _signatures_by_record(StepRecord, [r.pk for r in records])
     items = [
         _identity(batch),
-        _steps(batch, records, step_sigs, hashes),
+        _steps(batch),
         _signatures(batch, records, step_sigs, hashes),
         _deviations(batch),
         _tests(batch, qc, kind),

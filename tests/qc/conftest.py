@@ -2,9 +2,10 @@
 
 ``make_batch`` builds a batch that manufacturing has just finished (awaiting release):
 patient, order, donation with its DIN, labels applied, receipt scanned, intake
-accepted, every step of a small master batch record recorded and signed by the
-technician (and verified where required), the dose calculated. Those rows are the
-starting state; everything QC and the QP do afterwards goes through the services.
+accepted and a started batch are the starting state; every step of a small master
+batch record is then recorded, signed and verified, the dose calculated and the
+batch completed through the execution services. Everything QC and the QP do
+afterwards goes through the services too.
 """
 
 from __future__ import annotations
@@ -35,10 +36,8 @@ from batches.models import (
     RegulatoryPathway,
     StageDefinition,
     StepDefinition,
-    StepRecord,
 )
-from carmfg.esign.models import Meaning
-from carmfg.esign.services import signature_sign
+from batches.services.execution import batch_complete, step_record, step_verify
 from qc.models import QualitativeResult, Specification, SpecStatus, TestDefinition, TestResult
 from qc.selectors import batch_test_status
 from qc.services.results import result_enter, result_review
@@ -112,11 +111,11 @@ def make_mbr(product) -> MasterBatchRecord:
     stage = StageDefinition.objects.create(mbr=mbr, order=1, code="harvest", name="Harvest & formulation")
     StepDefinition.objects.create(stage=stage, order=1, code="line_clearance", title="Line clearance",
                                   kind="instruction", requires_verification=True)
-    StepDefinition.objects.create(stage=stage, order=2, code="harvest_viable", title="Viable cells at harvest",
+    StepDefinition.objects.create(stage=stage, order=2, code="harvest_car_pos", title="CAR+ viable cells at harvest",
                                   kind="value", unit="cells", critical=True)
     StepDefinition.objects.create(stage=stage, order=3, code="dose", title="Dose per kg", kind="calculation",
                                   calculation="dose_per_kg", unit="CAR+ cells/kg",
-                                  calculation_inputs={"car_positive_cells": "step:harvest_viable",
+                                  calculation_inputs={"car_positive_cells": "step:harvest_car_pos",
                                                       "weight_kg": "patient:weight_kg",
                                                       "target_cells_per_kg": "order:target_dose_cells_per_kg"})
     StepDefinition.objects.create(stage=stage, order=4, code="qc_sampling", title="QC sampling", kind="sample",
@@ -132,23 +131,22 @@ def mbr(product) -> MasterBatchRecord:
 
 @pytest.fixture
 def make_batch(site, product, mbr, technician, verifier):
-    """A finished batch awaiting release (see the module docstring)."""
+    """A batch just finished by manufacturing (see the module docstring). The rows up to
+    a started batch are its starting state; its steps, their verification and its
+    completion go through the execution services, as on the floor."""
     counter = {"n": 0}
 
-    def make(*, dose_cells_per_kg: Decimal = Decimal("1000000"), target: Decimal = Decimal("1000000"),
-             product_=None, mbr_=None, state: str = BatchState.AWAITING_RELEASE, physician_email="dr.house@test.invalid",
-             sign_steps: bool = True) -> Batch:
+    def make(*, harvest_car_cells: Decimal = Decimal("80000000"), target: Decimal = Decimal("1000000"),
+             physician_email="dr.house@test.invalid", verify: bool = True) -> Batch:
         counter["n"] += 1
         n = counter["n"]
-        prod = product_ or product
-        recipe = mbr_ or mbr
         now = timezone.now()
         patient = Patient.objects.create(
             site=site, pseudonym=f"PT-{n:04d}", initials="AB", birth_year=1980, hospital_record_number=f"HR{n}",
             wristband_code=f"WB{n:06d}", weight_kg=Decimal("70.0"), weight_measured_on=now.date(),
         )
         order = Order.objects.create(
-            site=site, number=f"ORD-{n:04d}", patient=patient, product=prod, indication="r/r B-ALL",
+            site=site, number=f"ORD-{n:04d}", patient=patient, product=product, indication="r/r B-ALL",
             treating_physician="Dr Gregory House", physician_email=physician_email, target_dose_cells_per_kg=target,
             planned_collection_date=(now - dt.timedelta(days=12)).date(),
         )
@@ -170,26 +168,20 @@ def make_batch(site, product, mbr, technician, verifier):
             recorded_at=now - dt.timedelta(days=11),
         )
         batch = Batch.objects.create(
-            site=site, number=f"B-T-{n:04d}", order=order, donation=donation, product=prod, mbr=recipe,
-            state=state, created_at=now - dt.timedelta(days=10), started_at=now - dt.timedelta(days=10),
-            completed_at=now - dt.timedelta(days=1) if state != BatchState.IN_PROCESS else None,
+            site=site, number=f"B-T-{n:04d}", order=order, donation=donation, product=product, mbr=mbr,
+            state=BatchState.IN_PROCESS, created_at=now - dt.timedelta(days=10), started_at=now - dt.timedelta(days=10),
         )
-        for definition in StepDefinition.objects.filter(stage__mbr=recipe).order_by("stage__order", "order"):
-            value = None
-            outputs: dict = {}
-            if definition.kind == "value":
-                value = Decimal("80000000")
-            elif definition.calculation == "dose_per_kg":
-                value = dose_cells_per_kg
-                outputs = {"dose_cells_total": str(dose_cells_per_kg * 70)}
-            record = StepRecord.objects.create(
-                site=site, batch=batch, definition=definition, value=value, unit=definition.unit,
-                calculation_outputs=outputs, performed_by=technician, performed_at=now - dt.timedelta(days=2),
-            )
-            if sign_steps:
-                signature_sign(actor=technician, obj=record, meaning=Meaning.PERFORMED, password=PASSWORD)
-                if definition.requires_verification:
-                    signature_sign(actor=verifier, obj=record, meaning=Meaning.VERIFIED, password=PASSWORD)
+        inputs = {"harvest_car_pos": {"value": str(harvest_car_cells), "unit": "cells"},
+                  "qc_sampling": {"scanned_code": din13}}
+        for definition in StepDefinition.objects.filter(stage__mbr=mbr).order_by("stage__order", "order"):
+            record = step_record(actor=technician, batch=batch, definition=definition, password=PASSWORD,
+                                 expected_occurrence=1, **inputs.get(definition.code, {}))
+            if definition.requires_verification and verify:
+                step_verify(actor=verifier, record=record, password=PASSWORD, expected_version=record.version)
+        if verify:
+            batch.refresh_from_db()
+            batch_complete(actor=technician, batch=batch, expected_version=batch.version)
+        batch.refresh_from_db()
         return batch
 
     return make

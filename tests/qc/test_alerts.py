@@ -12,38 +12,46 @@ from carmfg.audit.models import AuditEvent
 from qc.alerts_tasks import notification_email_send, results_overdue_flag
 from qc.models import Alert, NotificationEmail
 from qc.services.alerts import notification_email_queue
+from qc.services.results import results_overdue_flag as flag
 from tests.qc.conftest import enter
+
+TWO_DAYS_LATER = dt.timedelta(days=2)
 
 
 def test_overdue_results_are_flagged_once_per_test_and_person(make_batch, qc_analyst, qc_reviewer, qp):
-    batch = make_batch()  # completed a day ago: same-day tests (turnaround 0) are overdue
+    batch = make_batch()  # completed now: tests of 0 and 1 day turnaround are overdue in two days
+    later = timezone.now() + TWO_DAYS_LATER
 
-    first = results_overdue_flag.delay().get()
-    second = results_overdue_flag.delay().get()
+    first = flag(now=later)
+    second = flag(now=later)
 
-    overdue = {"viability", "cd3", "endotoxin", "gram"}  # turnaround 0 days, no result yet
+    overdue = {"viability", "cd3", "car_pos", "endotoxin", "gram", "mycoplasma"}
     assert first["alerts_created"] == len(overdue) * 3  # two QC analysts and the QP
     assert second["alerts_created"] == 0
-    assert {a.key.split(":")[2] for a in Alert.objects.filter(recipient=qp)} == {
-        str(batch.specification_pin.specification.tests.get(code=c).pk) for c in overdue}
+    tests = batch.specification_pin.specification.tests
+    assert {a.key for a in Alert.objects.filter(recipient=qp)} == {
+        f"overdue:{batch.pk}:{tests.get(code=c).pk}" for c in overdue}
     assert AuditEvent.objects.filter(object_type="qc.alert").count() == len(overdue) * 3
 
 
 def test_a_result_recorded_in_time_is_not_flagged(make_batch, qc_analyst):
     batch = make_batch()
-    for code in ("viability", "cd3", "endotoxin", "gram"):
+    for code in ("viability", "cd3", "car_pos", "endotoxin", "gram", "mycoplasma"):
         enter(batch, code, qc_analyst)
 
-    assert results_overdue_flag.delay().get()["alerts_created"] == 0
+    assert flag(now=timezone.now() + TWO_DAYS_LATER)["alerts_created"] == 0
 
 
 def test_results_not_yet_due_are_not_flagged(make_batch, qc_analyst):
     make_batch()
-    tomorrow_morning = timezone.now() - dt.timedelta(days=1)  # the day the batch was completed
 
-    from qc.services.results import results_overdue_flag as flag
+    assert flag(now=timezone.now())["alerts_created"] == 0
 
-    assert flag(now=tomorrow_morning)["alerts_created"] == 0
+
+def test_the_daily_task_runs_the_check(make_batch):
+    make_batch()
+
+    assert results_overdue_flag.delay().get() == {"batches_checked": 1, "alerts_created": 0}
 
 
 def test_the_overdue_check_runs_daily_from_celery_beat():

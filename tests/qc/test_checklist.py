@@ -57,11 +57,11 @@ def test_a_step_not_recorded_fails_the_steps_item(make_batch, qc_passed):
 
 
 def test_a_step_needing_verification_fails_without_it(make_batch):
-    batch = make_batch(sign_steps=False)
+    batch = make_batch(verify=False)
 
     steps = items(batch)["steps"]
     assert steps.status == FAILED
-    assert "needs the performer's signature" in steps.message
+    assert "Line clearance: needs verification by a second person." in steps.message
 
 
 def test_an_intake_not_accepted_fails_the_identity_item(make_batch):

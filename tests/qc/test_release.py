@@ -167,7 +167,7 @@ def test_provisional_refused_while_a_step_signature_is_voided(ready_batch, techn
 
 
 def test_provisional_refused_while_a_signature_is_invalidated_by_a_silent_change(ready_batch, qp):
-    StepRecord.objects.filter(batch=ready_batch, definition__code="harvest_viable").update(value=Decimal("1"))
+    StepRecord.objects.filter(batch=ready_batch, definition__code="harvest_car_pos").update(value=Decimal("1"))
 
     with pytest.raises(NotReady, match="no longer matches the record"):
         provisional(ready_batch, qp)
@@ -203,20 +203,23 @@ def test_provisional_refused_while_labels_are_not_reconciled(ready_batch, techni
 
 
 def test_provisional_refused_when_the_dose_misses_the_target_by_more_than_the_tolerance(make_batch, qc_passed, qp):
-    batch = make_batch(dose_cells_per_kg=Decimal("1300000"))  # target 1.0e6 ± 20 %
+    # 52.5 × 10⁶ CAR+ cells for 70 kg: 0.75 × 10⁶/kg, below the target 1.0 × 10⁶ − 20 %.
+    batch = make_batch(harvest_car_cells=Decimal("52500000"))
     qc_passed(batch)
 
-    with pytest.raises(NotReady, match="Dose: Dose 1.30 × 10⁶ CAR\\+ cells/kg differs from the order's target"):
+    with pytest.raises(NotReady, match="Dose: Dose 7.50 × 10⁵ CAR\\+ cells/kg differs from the order's target"):
         provisional(batch, qp)
 
 
 def test_provisional_refused_when_the_dose_is_outside_the_specification_range(make_batch, qc_passed, qp):
-    batch = make_batch(dose_cells_per_kg=Decimal("300000"), target=Decimal("300000"))  # spec 0.4–5 × 10⁶/kg
+    batch = make_batch(target=Decimal("300000"))  # the order asks less than the specification's 0.4 × 10⁶/kg
 
     qc_passed(batch)
     checklist = release_checklist(batch, kind=CertificationKind.PROVISIONAL)
     assert checklist.item("dose").status == FAILED
     assert "outside the specification's range" in checklist.item("dose").message
+    with pytest.raises(NotReady, match="Dose"):
+        provisional(batch, qp)
 
 
 def test_a_qp_who_performed_a_step_cannot_certify(make_user, site, make_batch, qc_passed):
