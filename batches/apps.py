@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class BatchesConfig(AppConfig):
     name = "batches"
     verbose_name = "Batches and chain of identity"
+
+    def ready(self) -> None:
+        from batches import panels
+
+        panels.register()

@@ -11,6 +11,7 @@ services (with real signatures), so the demo's audit trail is a real one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -192,9 +193,8 @@ def run_good_steps(*, batch: Batch, technician, verifier, password: str, stop_be
                         expected_version=record_state.record.version)
         plan = load_plan(batch)
         state = plan.next_step
-        cont = plan.cycle_continuation
-        if cont is not None and cont.count < expansion_days and (state is None or state.definition.code == "fold_expansion"):
-            state = cont
+        if state is not None and state is plan.cycle_continuation and state.count >= expansion_days:
+            state = plan.move_on_step  # the culture ends: on to the step after the daily counts
         if state is None or state.definition.code == stop_before:
             break
         step_record(actor=technician, batch=batch, definition=state.definition, password=password,
@@ -205,3 +205,119 @@ def run_good_steps(*, batch: Batch, technician, verifier, password: str, stop_be
 
 def demo_weight_kg() -> Decimal:
     return Decimal("68.0")
+
+
+# --- the demo of `make run` -------------------------------------------------------------------------
+
+DEMO_PRODUCT = {"code": "cd19-cart", "name": "Anti-CD19 CAR-T (ARI-0001-like)", "product_code": "S1234",
+                "fraction_percents": [10, 30, 60]}
+
+
+def demo_product(*, site, admin) -> Product:
+    from batches.models import RegulatoryPathway
+    from batches.services.mbr import product_create
+
+    return Product.objects.filter(site=site, code=DEMO_PRODUCT["code"]).first() or product_create(
+        actor=admin, site=site, pathway=RegulatoryPathway.HOSPITAL_EXEMPTION, **DEMO_PRODUCT)
+
+
+def _demo_batch_rows(*, site, product, actor, pseudonym: str, initials: str, birth_year: int, weight_kg: str) -> Batch:
+    """Patient → order → donation → batch for the demo, each audited. (The chain-of-identity
+    services, when present, do this from apheresis intake; the demo needs only the result.)"""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from batches.isbt128 import next_din
+    from batches.models import Donation, Order, Patient
+    from batches.numbering import formatted_number, next_number
+    from batches.selectors import mbr_effective_for
+    from carmfg.audit.models import Action
+    from carmfg.audit.services import audit_record
+
+    today = site_today(site)
+    with transaction.atomic():
+        patient = Patient.objects.create(
+            site=site, pseudonym=pseudonym, initials=initials, birth_year=birth_year,
+            hospital_record_number=f"HRN-{pseudonym}", wristband_code=f"WB-{pseudonym}",
+            weight_kg=Decimal(weight_kg), weight_measured_on=today)
+        audit_record(actor=actor, action=Action.CREATE, obj=patient, changes=patient.signable_content())
+        order = Order.objects.create(
+            site=site, number=formatted_number(site=site, prefix="ORD"), patient=patient, product=product,
+            indication="Relapsed/refractory B-ALL", treating_physician="Dr. A. Ivanova",
+            target_dose_cells_per_kg=Decimal("1000000"), planned_collection_date=today)
+        audit_record(actor=actor, action=Action.CREATE, obj=order, changes=order.signable_content())
+        din = next_din(site.facility_identification_number, today.year, next_number(site=site, key="DIN") - 1)
+        donation = Donation.objects.create(site=site, order=order, din=din.din13, check_character=din.check)
+        audit_record(actor=actor, action=Action.CREATE, obj=donation, changes={"din": donation.din})
+        batch = Batch.objects.create(site=site, number=formatted_number(site=site, prefix="B"), order=order,
+                                     donation=donation, product=product, mbr=mbr_effective_for(product),
+                                     created_at=timezone.now())
+        audit_record(actor=actor, action=Action.CREATE, obj=batch,
+                     changes={"number": batch.number, "mbr": str(batch.mbr), "din": donation.din})
+    return batch
+
+
+def _record(batch, code, actor, password, **inputs):
+    from batches.services.execution import step_record
+
+    state = load_plan(batch).by_code[code]
+    return step_record(actor=actor, batch=batch, definition=state.definition, password=password,
+                       expected_occurrence=state.next_occurrence, **inputs)
+
+
+def seed_manufacturing_demo(*, site, password: str, prepare_product=None, log=print) -> None:
+    """Product, shipped recipe, lots and equipment, and three batches: one mid-expansion
+    (with an out-of-limit temperature and its deviation under investigation), one at the
+    activation reagent (to try the expired lot), one planned. Idempotent: a site that has
+    batches already gets none added. ``prepare_product(product)`` runs before the batches
+    (the QC app puts the product's specification into effect there)."""
+    from django.contrib.auth import get_user_model
+
+    from batches.exceptions import MaterialNotUsable
+    from batches.services.deviations import deviation_update
+    from carmfg.exceptions import GMPError
+
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=["tech", "verifier", "qp", "admin"])}
+    tech, verifier, qp, admin = (users.get(n) for n in ("tech", "verifier", "qp", "admin"))
+    if None in (tech, verifier, qp, admin):
+        log("Manufacturing demo skipped: the demo users tech, verifier, qp and admin are needed.")
+        return
+    product = demo_product(site=site, admin=admin)
+    load_shipped_mbr(product=product, admin=admin, qp=qp, password=password)
+    load_demo_materials(site=site, admin=admin, qp=qp, password=password)
+    if prepare_product is not None:
+        prepare_product(product)
+    if Batch.objects.filter(site=site).exists():
+        return
+    try:
+        growing = _demo_batch_rows(site=site, product=product, actor=admin, pseudonym="PT-0417", initials="KM",
+                                   birth_year=1987, weight_kg="68.0")
+    except GMPError as exc:
+        log(f"Demo batches skipped: {exc.message}")
+        return
+    run_good_steps(batch=growing, technician=tech, verifier=verifier, password=password, stop_before="transact")
+    # The technician first scans the expired lot: refused, and the refusal is in the audit trail.
+    with contextlib.suppress(MaterialNotUsable):
+        _record(growing, "transact", tech, password, lot_barcode="LOT-TA-7318")
+    run_good_steps(batch=growing, technician=tech, verifier=verifier, password=password,
+                   stop_before="daily_viable_cells")
+    for day, (cells, viability, temperature) in enumerate(DAILY_COUNTS[:4], start=1):
+        _record(growing, "daily_viable_cells", tech, password, value=cells, unit="cells")
+        _record(growing, "daily_viability", tech, password, value=viability, unit="%")
+        if day == 2:
+            saved = _record(growing, "daily_temperature", tech, password, value="38.4", unit="°C", confirmed=True,
+                            comment="Chamber alarm during the feed; probe re-checked, 37.1 °C after 20 min")
+            deviation_update(
+                actor=verifier, deviation=saved.deviation, reason="Investigation", expected_version=saved.deviation.version,
+                impact_assessment="38.4 °C for under 30 minutes during the day-4 feed. Viability and growth of the "
+                                  "following counts stay in trend: no impact on the product expected.",
+                root_cause="The feed line touched the chamber temperature probe during the feed.",
+                capa="Clip added to hold the feed line away from the probe; SOP-EXP-004 updated (training done).")
+        else:
+            _record(growing, "daily_temperature", tech, password, value=temperature, unit="°C")
+    at_activation = _demo_batch_rows(site=site, product=product, actor=admin, pseudonym="PT-0422", initials="DS",
+                                     birth_year=1979, weight_kg="74.5")
+    run_good_steps(batch=at_activation, technician=tech, verifier=verifier, password=password, stop_before="transact")
+    _demo_batch_rows(site=site, product=product, actor=admin, pseudonym="PT-0431", initials="AV", birth_year=2006,
+                     weight_kg="52.0")
+    log(f"Manufacturing demo: {growing.number} mid-expansion, {at_activation.number} at activation, one planned.")

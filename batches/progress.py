@@ -177,28 +177,39 @@ class Plan:
 
     # --- what next --------------------------------------------------------------------------
 
+    def _open_cycle_start(self) -> StepState | None:
+        """The first step of a cycle that has run at least once and may run again."""
+        for state in self.steps:
+            cycle = self._cycle(state)
+            if cycle and cycle[0] is state and state.count and state.can_record:
+                return state
+        return None
+
+    def _first_unrecorded(self) -> StepState | None:
+        return next((s for s in self.steps if s.count == 0 and s.can_record), None)
+
     @property
     def next_step(self) -> StepState | None:
         """The step a technician should do now: an unfinished occurrence of a cycle
-        first, then the first step not yet recorded."""
+        first, then the next occurrence of a cycle still running (the daily count), then
+        the first step not yet recorded."""
         for state in self.steps:
             cycle = self._cycle(state)
             if cycle and state.can_record and state.count < max(s.count for s in cycle):
                 return state
-        for state in self.steps:
-            if state.count == 0 and state.can_record:
-                return state
+        return self._open_cycle_start() or self._first_unrecorded()
+
+    @property
+    def move_on_step(self) -> StepState | None:
+        """While a cycle runs: the step that ends it (e.g. the end of culture)."""
+        if self.next_step is not None and self.next_step is self._open_cycle_start():
+            return self._first_unrecorded()
         return None
 
     @property
     def cycle_continuation(self) -> StepState | None:
-        """When a daily cycle is between occurrences: its first step, to start the next one."""
-        nxt = self.next_step
-        for state in self.steps:
-            cycle = self._cycle(state)
-            if cycle and cycle[0] is state and state.count and state.can_record and state is not nxt:
-                return state
-        return None
+        """The first step of a running cycle, to start its next occurrence."""
+        return self._open_cycle_start()
 
     @property
     def recordable_elsewhere(self) -> list[StepState]:

@@ -17,6 +17,9 @@ from batches.models import (
     MaterialLot,
     Order,
     Patient,
+    StageDefinition,
+    StepDefinition,
+    StepRecord,
 )
 from carmfg.accounts.selectors import site_ids_for_user
 
@@ -93,3 +96,92 @@ def equipment_list_for_user(user, *, site=None) -> QuerySet[Equipment]:
 
 def mbr_effective_for(product) -> MasterBatchRecord | None:
     return MasterBatchRecord.objects.filter(product=product, status="effective").first()
+
+
+# --- execution: lots, equipment, step records (site-scoped through their parents) ---------------
+
+
+def material_lot_get_for_user(user, pk) -> MaterialLot:
+    return _get(MaterialLot.objects.select_related("site"), user, pk=pk)
+
+
+def equipment_get_for_user(user, pk) -> Equipment:
+    return _get(Equipment.objects.select_related("site"), user, pk=pk)
+
+
+def step_record_get_for_batch(batch: Batch, pk) -> StepRecord:
+    record = StepRecord.objects.select_related("definition__stage", "batch", "site", "material_lot", "equipment") \
+        .filter(batch=batch, pk=pk).first()
+    if record is None:
+        raise Http404("Not found.")
+    return record
+
+
+def step_definition_get_for_mbr(mbr: MasterBatchRecord, pk) -> StepDefinition:
+    step = StepDefinition.objects.select_related("stage__mbr").filter(stage__mbr=mbr, pk=pk).first()
+    if step is None:
+        raise Http404("Not found.")
+    return step
+
+
+def stage_get_for_mbr(mbr: MasterBatchRecord, pk) -> StageDefinition:
+    stage = StageDefinition.objects.select_related("mbr").filter(mbr=mbr, pk=pk).first()
+    if stage is None:
+        raise Http404("Not found.")
+    return stage
+
+
+def open_steps_for_site(user, site, *, limit: int = 10) -> list[tuple[Batch, object]]:
+    """Batches in process at ``site`` with their next step (a ``StepState`` or None),
+    in three queries whatever the number of batches (home page panel)."""
+    from collections import defaultdict
+
+    from batches.models import BatchState
+    from batches.progress import Plan
+
+    batches = list(batch_list_for_user(user, site=site).filter(state=BatchState.IN_PROCESS).order_by("created_at")[:limit])
+    if not batches:
+        return []
+    definitions: dict[int, list[StepDefinition]] = defaultdict(list)
+    for step in StepDefinition.objects.filter(stage__mbr_id__in={b.mbr_id for b in batches}).select_related("stage") \
+            .order_by("stage__order", "order"):
+        definitions[step.stage.mbr_id].append(step)
+    records: dict[int, list[StepRecord]] = defaultdict(list)
+    for record in StepRecord.objects.filter(batch__in=batches).select_related("material_lot"):
+        records[record.batch_id].append(record)
+    out = []
+    for batch in batches:
+        plan = Plan(batch, definitions[batch.mbr_id], records[batch.pk], [])
+        out.append((batch, plan.next_step))
+    return out
+
+
+def material_lot_by_barcode(site, barcode: str) -> MaterialLot | None:
+    return MaterialLot.objects.filter(site=site, barcode=barcode).first()
+
+
+def equipment_by_asset(site, asset_id: str) -> Equipment | None:
+    return Equipment.objects.filter(site=site, asset_id=asset_id).first()
+
+
+def batch_list_progress(batches) -> dict[int, dict]:
+    """Per batch: steps recorded (distinct step definitions), steps in its recipe, open
+    deviations. Three queries for any number of batches."""
+    from django.db.models import Count
+
+    ids = [b.pk for b in batches]
+    recorded = {row["batch_id"]: row["n"] for row in StepRecord.objects.filter(batch_id__in=ids)
+                .values("batch_id").annotate(n=Count("definition_id", distinct=True))}
+    totals = {row["stage__mbr_id"]: row["n"] for row in StepDefinition.objects.filter(
+        stage__mbr_id__in={b.mbr_id for b in batches}).values("stage__mbr_id").annotate(n=Count("id"))}
+    open_devs = {row["batch_id"]: row["n"] for row in Deviation.objects.filter(batch_id__in=ids).exclude(
+        status="closed").values("batch_id").annotate(n=Count("id"))}
+    return {b.pk: {"recorded": recorded.get(b.pk, 0), "total": totals.get(b.mbr_id, 0),
+                   "open_deviations": open_devs.get(b.pk, 0)} for b in batches}
+
+
+def mbr_list_with_products(user, site) -> QuerySet[MasterBatchRecord]:
+    return mbr_list_for_user(user, site=site).select_related("product", "created_by").order_by("product__name", "-version")
+
+
+# -- chain of identity: patients → labels → custody → intake → infusion ---------------

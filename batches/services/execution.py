@@ -302,6 +302,36 @@ def step_record(
     return record
 
 
+def step_preview(*, actor, batch: Batch, definition: StepDefinition, value=None, unit: str | None = None,
+                 lot_barcode=None, equipment_code=None, scanned_code=None, quantity=None, comment: str = "",
+                 confirmed: bool = False) -> StepRecord:
+    """Check a step before signing it (a scan followed by Enter): the same refusals as
+    :func:`step_record`, nothing saved. Blocks are audited as for a real attempt."""
+    require_site_perm(actor, batch.site, SitePerm.EXECUTE, action="record manufacturing steps")
+    definition = _definition_of(batch, definition)
+    attempted: dict[str, Any] = {}
+    try:
+        with transaction.atomic():
+            locked = _lock_batch(batch)
+            plan = load_plan(locked, for_update=True)
+            state = plan.by_pk[definition.pk]
+            if not state.can_record:
+                raise (OutOfOrder(state.refusal) if state.count == 0 or definition.repeatable else NotReady(state.refusal))
+            record = StepRecord(site=locked.site, batch=locked, definition=definition, occurrence=state.next_occurrence,
+                                performed_by=actor, performed_at=timezone.now())
+            _fill(record, definition, batch=locked, plan=plan, value=value, unit=unit, lot_barcode=lot_barcode,
+                  equipment_code=equipment_code, scanned_code=scanned_code, quantity=quantity, actor=actor,
+                  attempted=attempted)
+            if record.value is not None and definition.kind in (StepKind.VALUE, StepKind.CALCULATION):
+                record.limit_result = evaluate_limits(definition, record.value)
+                if record.limit_result in (LimitResult.ALERT, LimitResult.ACTION) and not (confirmed and comment):
+                    raise _confirmation_needed(definition, record.value, record.limit_result)
+    except BLOCKS as exc:
+        _audit_block(actor, batch, definition, exc, attempted)
+        raise
+    return record
+
+
 def step_verify(*, actor, record: StepRecord, password: str, expected_version: int,
                 request: HttpRequest | None = None, comment: str = "") -> StepRecord:
     """A second person verifies a step (never the one who performed it)."""

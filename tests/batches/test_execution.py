@@ -472,6 +472,8 @@ def test_the_daily_count_repeats_until_the_stage_moves_on(batch, technician, ver
     plan = load_plan(batch)
     assert plan.by_code["daily_viable_cells"].count == 3
     assert plan.cycle_continuation.definition.code == "daily_viable_cells"
+    assert (plan.next_step.definition.code, plan.next_step.next_occurrence) == ("daily_viable_cells", 4)
+    assert plan.move_on_step.definition.code == "fold_expansion"
 
     good(batch, "daily_viable_cells", technician)  # day 4 opened
     with pytest.raises(OutOfOrder, match="#4"):

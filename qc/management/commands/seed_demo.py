@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from batches.demo_mbr import seed_manufacturing_demo
 from carmfg.accounts.models import Membership, Role, Site
 from carmfg.accounts.services import membership_set_roles, site_create, user_create
 
@@ -38,6 +39,27 @@ USERS = [
 ]
 
 
+def _demo_specification(product) -> None:
+    """The shipped ARI-0001-like specification, reviewed, approved and in effect (batches pin it)."""
+    from qc.services.specifications import (
+        effective_specification_for,
+        specification_approve,
+        specification_create_from_data,
+        specification_make_effective,
+        specification_review,
+    )
+
+    if effective_specification_for(product) is not None:
+        return
+    User = get_user_model()
+    author, qc, qp = (User.objects.get(username=n) for n in ("qc2", "qc", "qp"))
+    password = settings.CARMFG_DEMO_PASSWORD
+    spec = specification_create_from_data(actor=author, product=product)
+    spec = specification_review(actor=qc, specification=spec, password=password, expected_revision=spec.revision)
+    spec = specification_approve(actor=qp, specification=spec, password=password, expected_revision=spec.revision)
+    specification_make_effective(actor=qp, specification=spec)
+
+
 class Command(BaseCommand):
     help = "Load demo sites, users and records (idempotent)."
 
@@ -56,6 +78,8 @@ class Command(BaseCommand):
                 )
                 if not Membership.objects.filter(user=user, site=sites[code]).exists():
                     membership_set_roles(actor=None, user=user, site=sites[code], roles=list(roles))
+            seed_manufacturing_demo(site=sites["msk"], password=password, prepare_product=_demo_specification,
+                                    log=self.stdout.write)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"Demo logins (password for all: {password}):")
         seen = set()
