@@ -6,6 +6,7 @@ class BatchesConfig(AppConfig):
     verbose_name = "Batches and chain of identity"
 
     def ready(self) -> None:
-        from batches import panels
+        from batches import coi_panels, panels
 
         panels.register()
+        coi_panels.register()

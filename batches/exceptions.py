@@ -8,9 +8,11 @@ class IdentityMismatch(GMPError):
 
     status_code = 409
 
-    def __init__(self, *, expected: str, scanned: str, message: str | None = None) -> None:
+    def __init__(self, *, expected: str, scanned: str, message: str | None = None, cause: str = "") -> None:
         self.expected = expected
         self.scanned = scanned
+        # Why it does not match, in one sentence (shown above expected vs scanned).
+        self.cause = cause
         super().__init__(message or f"Wrong container: expected {expected}, scanned {scanned}. The step is blocked.")
 
 

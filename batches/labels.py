@@ -3,7 +3,9 @@
 Each label is a page of 100 mm x 60 mm, the size of a common thermal-transfer label
 stock, and carries the DIN three ways: eye-readable with its boxed check character,
 as Code 128 and as DataMatrix (both ``=`` + 13 characters + 2 flags, ISBT 128 data
-structure 001), so a hand scanner of either kind reads the same data.
+structure 001), so a hand scanner of either kind reads the same data. A label with a
+container code (``FP-2``) prints it large and adds it to the DataMatrix after a ``/``
+(see ``batches.scans``): one scan then names the donation and the container.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher
 from batches.barcodes import code128_svg, datamatrix_svg, svg_data_uri
 from batches.isbt128 import Din
 from batches.models import ContainerType
+from batches.scans import container_type_of, label_scan_data
 from carmfg.exceptions import InvalidInput
 from carmfg.textinput import clean_text
 
@@ -40,7 +43,9 @@ MAX_LENGTHS = {
     "sample_text": 40,
     "statement": 56,
     "site_name": 60,
+    "container_code": 6,
 }
+OPTIONAL_TEXTS = frozenset({"sample_text", "statement", "container_code"})
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
@@ -67,6 +72,7 @@ class LabelData:
     time_zone: str = "UTC"
     sample_text: str = ""
     statement: str = ""
+    container_code: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.din, Din):
@@ -81,7 +87,7 @@ class LabelData:
             ) from None
         object.__setattr__(self, "container_type", container)
         for name, max_length in MAX_LENGTHS.items():
-            required = name not in ("sample_text", "statement")
+            required = name not in OPTIONAL_TEXTS
             try:
                 value = clean_text(
                     getattr(self, name), field=name, max_length=max_length, required=required
@@ -91,6 +97,17 @@ class LabelData:
             if "\n" in value or "\r" in value or "\t" in value:
                 raise LabelError(f"{name}: must be on one line.", field=name)
             object.__setattr__(self, name, value)
+        if self.container_code:
+            try:
+                kind = container_type_of(self.container_code)
+            except InvalidInput as exc:
+                raise LabelError(f"container_code: {exc.message}", field="container_code") from None
+            if kind != container:
+                raise LabelError(
+                    f"container_code: {self.container_code} is the code of a {kind.label.lower()}, "
+                    f"not of a {container.label.lower()}.",
+                    field="container_code",
+                )
         year = self.patient_birth_year
         this_year = timezone.now().year
         if isinstance(year, bool) or not isinstance(year, int):
@@ -155,6 +172,7 @@ def _label_context(label: LabelData) -> dict[str, object]:
     zone = _zone(label.time_zone)
     din = label.din
     data = din.barcode_data
+    matrix_data = label_scan_data(din, label.container_code) if label.container_code else data
     return {
         "label": label,
         "din": din,
@@ -162,7 +180,7 @@ def _label_context(label: LabelData) -> dict[str, object]:
         "collected": format_label_moment(label.collected_at, zone),
         "expires": format_label_moment(label.expires_at, zone) if label.expires_at else "",
         "code128_uri": svg_data_uri(code128_svg(data)),
-        "datamatrix_uri": svg_data_uri(datamatrix_svg(data)),
+        "datamatrix_uri": svg_data_uri(datamatrix_svg(matrix_data)),
     }
 
 

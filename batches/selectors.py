@@ -9,19 +9,25 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from batches.models import (
+    ApheresisIntake,
     Batch,
+    CustodyEvent,
     Deviation,
     Donation,
     Equipment,
+    Infusion,
+    Label,
     MasterBatchRecord,
     MaterialLot,
     Order,
     Patient,
+    Product,
     StageDefinition,
     StepDefinition,
     StepRecord,
 )
 from carmfg.accounts.selectors import site_ids_for_user
+from carmfg.audit.models import Action, AuditEvent
 
 
 def _scoped(qs: QuerySet, user) -> QuerySet:
@@ -185,3 +191,65 @@ def mbr_list_with_products(user, site) -> QuerySet[MasterBatchRecord]:
 
 
 # -- chain of identity: patients → labels → custody → intake → infusion ---------------
+
+
+# -- chain of identity: patients → labels → custody → intake → infusion ---------------
+
+
+def product_list_for_site(site) -> QuerySet[Product]:
+    return Product.objects.filter(site=site).order_by("name")
+
+
+def order_list_for_patient(patient: Patient) -> QuerySet[Order]:
+    return Order.objects.filter(patient=patient).select_related("product", "donation", "batch")
+
+
+def label_get_for_user(user, pk) -> Label:
+    return _get(Label.objects.select_related("site", "donation__order__patient", "donation__order__product"),
+                user, pk=pk)
+
+
+def label_list_for_donation(donation: Donation) -> QuerySet[Label]:
+    return Label.objects.filter(donation=donation).select_related("printed_by", "status_changed_by")
+
+
+def custody_event_list_for_donation(donation: Donation) -> QuerySet[CustodyEvent]:
+    return CustodyEvent.objects.filter(donation=donation).select_related("label", "performed_by")
+
+
+def intake_get_for_user(user, pk) -> ApheresisIntake:
+    return _get(ApheresisIntake.objects.select_related(
+        "site", "donation__order__patient", "donation__order__product", "recorded_by", "deviation"), user, pk=pk)
+
+
+def intake_for_donation(donation: Donation) -> ApheresisIntake | None:
+    return ApheresisIntake.objects.filter(donation=donation).select_related("recorded_by", "deviation").first()
+
+
+def batch_for_donation(donation: Donation) -> Batch | None:
+    return Batch.objects.filter(donation=donation).select_related("mbr", "product").first()
+
+
+def infusion_list_for_batch(batch: Batch) -> QuerySet[Infusion]:
+    return Infusion.objects.filter(batch=batch).select_related("recorded_by")
+
+
+def blocked_event_list_for_donation(donation: Donation) -> QuerySet[AuditEvent]:
+    """Refused scans and attempts on this donation (read-only, from the audit trail)."""
+    return AuditEvent.objects.filter(
+        chain=donation.site_id, action=Action.BLOCKED, root_type="batches.donation", root_id=str(donation.pk),
+    ).order_by("occurred_at", "seq")
+
+
+def last_custody_location(user, site, step: str) -> str:
+    """Where this user last scanned at this step: the scan page offers it again."""
+    return (
+        CustodyEvent.objects.filter(site=site, performed_by=user, step=step)
+        .order_by("-performed_at", "-pk").values_list("location", flat=True).first()
+        or ""
+    )
+
+
+def intake_pending_count_for_site(user, site) -> int:
+    """Intakes outside criteria waiting for a QP decision, at ``site``."""
+    return _scoped(ApheresisIntake.objects.filter(site=site, outcome="pending"), user).count()

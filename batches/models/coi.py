@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from batches.models.execution import BatchFailureReason
+
 
 class Patient(models.Model):
     """Pseudonymised on the manufacturing floor: internal id + initials + birth year."""
@@ -46,6 +48,7 @@ class OrderStatus(models.TextChoices):
     COLLECTED = "collected", "Collected"
     IN_MANUFACTURING = "in_manufacturing", "In manufacturing"
     INFUSED = "infused", "Infused"
+    FAILED = "failed", "Failed (no product)"
     CANCELLED = "cancelled", "Cancelled"
 
 
@@ -61,12 +64,15 @@ class Order(models.Model):
     planned_collection_date = models.DateField()
     planned_infusion_date = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.REGISTERED)
+    # Why the patient got no product (e.g. apheresis rejected), so missed patients can be counted.
+    failure_reason = models.CharField(max_length=32, choices=BatchFailureReason.choices, blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["site", "number"], name="order_number_unique_per_site")]
+        indexes = [models.Index(fields=["site", "-created_at"], name="order_site_recent")]
 
     def __str__(self) -> str:
         return self.number
@@ -88,6 +94,8 @@ class Donation(models.Model):
     din = models.CharField("DIN", max_length=13, unique=True)
     flags = models.CharField(max_length=2, default="00")
     check_character = models.CharField(max_length=1)
+    collection_date = models.DateField(null=True, help_text="Day of apheresis, printed on the labels")
+    registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -95,6 +103,11 @@ class Donation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.din} {self.flags} [{self.check_character}]"
+
+    @property
+    def din_display(self) -> str:
+        """As printed: ``W0001 26 000042 [K]``."""
+        return f"{self.din[:5]} {self.din[5:7]} {self.din[7:]} [{self.check_character}]"
 
     def audit_root(self):
         return self
@@ -120,10 +133,16 @@ class Label(models.Model):
     donation = models.ForeignKey(Donation, on_delete=models.PROTECT, related_name="labels")
     container_type = models.CharField(max_length=32, choices=ContainerType.choices)
     container_code = models.CharField(max_length=32, help_text="e.g. AB-1, FP-2: unique per donation")
+    # Final product bags: which fraction of the split dose the bag holds (FP-n is never reused).
+    fraction_number = models.PositiveSmallIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="The expiry printed on the label")
     status = models.CharField(max_length=16, choices=LabelStatus.choices, default=LabelStatus.PRINTED)
     printed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     printed_at = models.DateTimeField()
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     status_reason = models.TextField(blank=True)
 
     class Meta:

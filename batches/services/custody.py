@@ -1,0 +1,263 @@
+"""Chain of custody: every handoff of a patient's material is a scan of its label.
+
+The server, never the browser, decides whether the scanned label is the one the step
+expects: this donation's DIN *and* a container of the expected type, labelled and
+applied. Anything else (another patient's bag, the wrong container, a destroyed or
+unknown label, an unreadable scan) **blocks**: nothing is recorded, an
+``IdentityMismatch`` is raised and a ``blocked`` audit event is written in its own
+transaction, so the attempt stays in the trail although the step was refused.
+
+Intake (receipt) and infusion (bedside) use the same check through
+:func:`identify_label` and :func:`refuse`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import NoReturn
+
+from django.db import transaction
+from django.utils import timezone
+
+from batches.exceptions import IdentityMismatch
+from batches.models import ContainerType, CustodyEvent, CustodyStep, Donation, Label, LabelStatus
+from batches.scans import ScanError, parse_label_scan, shown
+from carmfg.accounts.permissions import SitePerm, has_site_perm
+from carmfg.audit.models import Action
+from carmfg.audit.services import audit_record
+from carmfg.exceptions import GMPError, InvalidInput, PermissionRefused
+from carmfg.textinput import clean_text
+
+LOCATION_MAX = 200
+NOTE_MAX = 2000
+# Cryogenic storage (LN2 vapour) to a hot day on a trolley: anything outside is a typo.
+TEMPERATURE_MIN_C = Decimal("-200")
+TEMPERATURE_MAX_C = Decimal("60")
+
+# Who may scan at a handoff: people on the floor, in QC, and coordinators on the ward.
+SCAN_PERMS = (SitePerm.EXECUTE, SitePerm.VERIFY, SitePerm.QC, SitePerm.PATIENTS)
+
+A = ContainerType
+
+
+@dataclass(frozen=True)
+class StepRule:
+    containers: frozenset[str]
+    asks_temperature: bool
+    what: str  # shown on the scan page: what to scan
+
+
+STEP_RULES: dict[str, StepRule] = {
+    CustodyStep.COLLECTION: StepRule(frozenset({A.APHERESIS_BAG}), False, "the apheresis bag, at the end of collection"),
+    CustodyStep.TRANSPORT: StepRule(frozenset({A.APHERESIS_BAG}), True, "the apheresis bag, as it leaves in its transport box"),
+    CustodyStep.RECEIPT: StepRule(frozenset({A.APHERESIS_BAG}), True, "the apheresis bag, as it arrives at the GMP facility"),
+    CustodyStep.MANUFACTURING: StepRule(
+        frozenset({A.APHERESIS_BAG, A.CULTURE_VESSEL}), False, "the bag or culture vessel going into the clean room"
+    ),
+    CustodyStep.QC_HANDOVER: StepRule(frozenset({A.QC_SAMPLE}), False, "each QC sample handed to the laboratory"),
+    CustodyStep.STORAGE: StepRule(frozenset({A.FINAL_PRODUCT_BAG}), True, "the final product bag, into storage"),
+    CustodyStep.DISPATCH: StepRule(frozenset({A.FINAL_PRODUCT_BAG}), True, "the final product bag, leaving for the ward"),
+    CustodyStep.BEDSIDE: StepRule(frozenset({A.FINAL_PRODUCT_BAG}), False, "the final product bag, at the bedside"),
+}
+
+
+class Refusal(Exception):
+    """Raised inside a business transaction to roll it back; :func:`refuse` then audits
+    the attempt in a transaction of its own and raises the user-facing error."""
+
+    def __init__(self, *, cause: str, expected: str, scanned: str, other_donation: Donation | None = None,
+                 error: type[GMPError] | None = None, message: str = "") -> None:
+        self.cause = cause
+        self.expected = expected
+        self.scanned = scanned
+        self.other_donation = other_donation
+        self.error = error
+        self.message = message
+        super().__init__(cause)
+
+
+def _expected_what(containers: Iterable[str], label: Label | None = None, fraction_number: int | None = None) -> str:
+    if label is not None:
+        return f"{label.get_container_type_display().lower()} {label.container_code}"
+    what = " or ".join(sorted(ContainerType(c).label.lower() for c in containers))
+    if fraction_number is not None:
+        what += f" of fraction {fraction_number}"
+    return what
+
+
+def expected_text(donation: Donation, containers: Iterable[str], label: Label | None = None,
+                  fraction_number: int | None = None) -> str:
+    return f"{donation.din_display} · {_expected_what(containers, label, fraction_number)}"
+
+
+def _scanned_text(scan_din, label: Label | None, code: str | None, raw: str) -> str:
+    if scan_din is None:
+        return shown(raw)
+    text = scan_din.din13[:5] + " " + scan_din.din13[5:7] + " " + scan_din.din13[7:] + f" [{scan_din.check}]"
+    if label is not None:
+        return f"{text} · {label.get_container_type_display().lower()} {label.container_code}"
+    if code:
+        return f"{text} · {code}"
+    return f"{text} · no container code (DIN barcode only)"
+
+
+def identify_label(*, donation: Donation, scanned_code: str, containers: Iterable[str],
+                   label: Label | None = None, fraction_number: int | None = None) -> Label:
+    """The applied label of ``donation`` that ``scanned_code`` names, if it is one the
+    step expects; raises :class:`Refusal` otherwise. Call inside the business
+    transaction: the label row is locked, so it cannot be destroyed meanwhile."""
+    containers = frozenset(containers)
+    expected = expected_text(donation, containers, label, fraction_number)
+    try:
+        scan = parse_label_scan(scanned_code)
+    except ScanError as exc:
+        raise Refusal(cause=f"Unreadable scan: {exc.message}", expected=expected, scanned=shown(scanned_code)) from None
+    if scan.din.din13 != donation.din:
+        other = Donation.objects.filter(site_id=donation.site_id, din=scan.din.din13).select_related("order__patient").first()
+        cause = "This label belongs to another donation" + (
+            f" (patient {other.order.patient.pseudonym})." if other is not None else ", unknown at this site."
+        )
+        raise Refusal(cause=cause, expected=expected, scanned=_scanned_text(scan.din, None, scan.container_code, scanned_code),
+                      other_donation=other)
+    if scan.container_code is None:
+        raise Refusal(
+            cause="Only the DIN was scanned: it does not say which container this is. "
+                  "Scan the square DataMatrix code of the label.",
+            expected=expected, scanned=_scanned_text(scan.din, None, None, scanned_code),
+        )
+    found = (
+        Label.objects.select_for_update()
+        .filter(donation=donation, container_code=scan.container_code)
+        .first()
+    )
+    scanned = _scanned_text(scan.din, found, scan.container_code, scanned_code)
+    if found is None:
+        raise Refusal(cause=f"No label {scan.container_code} was ever printed for this donation.",
+                      expected=expected, scanned=scanned)
+    if found.status == LabelStatus.DESTROYED:
+        raise Refusal(cause=f"Label {found.container_code} was destroyed: it must not be on any container.",
+                      expected=expected, scanned=scanned)
+    if found.status != LabelStatus.APPLIED:
+        raise Refusal(cause=f"Label {found.container_code} was printed but never recorded as applied to its container.",
+                      expected=expected, scanned=scanned)
+    if found.container_type not in containers:
+        raise Refusal(cause=f"Wrong container: this step takes the {_expected_what(containers, label, fraction_number)}, "
+                            f"not the {found.get_container_type_display().lower()}.",
+                      expected=expected, scanned=scanned)
+    if label is not None and found.pk != label.pk:
+        raise Refusal(cause=f"Wrong container: {label.container_code} was expected, {found.container_code} was scanned.",
+                      expected=expected, scanned=scanned)
+    if fraction_number is not None and found.fraction_number is not None and found.fraction_number != fraction_number:
+        raise Refusal(cause=f"Wrong bag: {found.container_code} holds fraction {found.fraction_number}, "
+                            f"not fraction {fraction_number}.",
+                      expected=expected, scanned=scanned)
+    return found
+
+
+def refuse(*, actor, donation: Donation, refusal: Refusal, context: str, step: str = "") -> NoReturn:
+    """Audit a refused attempt in its own transaction, then raise the user's error.
+
+    Call *outside* the business transaction (after it rolled back), so the event is
+    committed although the attempt changed nothing.
+    """
+    changes = {"context": context, "step": step, "expected": refusal.expected, "scanned": refusal.scanned,
+               "cause": refusal.cause}
+    with transaction.atomic():
+        audit_record(actor=actor, action=Action.BLOCKED, obj=donation, root=donation, changes=changes)
+        other = refusal.other_donation
+        if other is not None and other.pk != donation.pk:
+            # The other patient's record shows where its material turned up.
+            audit_record(actor=actor, action=Action.BLOCKED, obj=other, root=other,
+                         changes={**changes, "cause": f"Scanned by mistake for donation {donation.din_display}."})
+    if refusal.error is not None:
+        raise refusal.error(refusal.message or refusal.cause)
+    raise IdentityMismatch(
+        expected=refusal.expected, scanned=refusal.scanned, cause=refusal.cause,
+        message=f"{refusal.cause} Expected {refusal.expected}; scanned {refusal.scanned}. "
+                "The step is blocked: nothing was recorded.",
+    )
+
+
+def can_scan(user, site) -> bool:
+    return any(has_site_perm(user, site, perm) for perm in SCAN_PERMS)
+
+
+def clean_temperature(value, *, required: bool, field: str = "temperature_c") -> Decimal | None:
+    if value is None or value == "":
+        if required:
+            raise InvalidInput("Temperature: this step records the temperature (°C).", field=field)
+        return None
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise InvalidInput("Temperature: expected a number of °C.", field=field)
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidInput("Temperature: expected a number of °C.", field=field) from None
+    if not number.is_finite() or not TEMPERATURE_MIN_C <= number <= TEMPERATURE_MAX_C:
+        raise InvalidInput(
+            f"Temperature: {value} °C is not plausible (allowed {TEMPERATURE_MIN_C} to {TEMPERATURE_MAX_C} °C).",
+            field=field,
+        )
+    return number.quantize(Decimal("0.1"))
+
+
+def custody_scan(
+    *, actor, donation: Donation, step: str, scanned_code: str, expected_container_type: str | None = None,
+    label: Label | None = None, location: str = "", temperature_c=None, note: str = "",
+) -> CustodyEvent:
+    """Record one handoff if the scanned label is the one the step expects; otherwise
+    block it (see the module docstring). Call outside any transaction."""
+    if step not in STEP_RULES:
+        raise InvalidInput(f"Unknown custody step {step!r}.", field="step")
+    rule = STEP_RULES[CustodyStep(step)]
+    if not can_scan(actor, donation.site):
+        raise PermissionRefused(f"Your roles at {donation.site} do not allow you to record custody scans.")
+    containers = rule.containers
+    if expected_container_type is not None:
+        if expected_container_type not in ContainerType.values:
+            raise InvalidInput(f"Unknown container type {expected_container_type!r}.")
+        containers = frozenset({expected_container_type})
+    if label is not None and label.donation_id != donation.pk:
+        raise InvalidInput("The expected label belongs to another donation.")
+    try:
+        with transaction.atomic():
+            Donation.objects.select_for_update().filter(pk=donation.pk).first()
+            found = identify_label(donation=donation, scanned_code=scanned_code, containers=containers, label=label)
+            event = CustodyEvent.objects.create(
+                site=donation.site, donation=donation, label=found, step=step,
+                scanned_code=clean_text(shown(scanned_code), field="Scan", max_length=200),
+                performed_by=actor, performed_at=timezone.now(),
+                location=clean_text(location, field="Location", max_length=LOCATION_MAX, required=True),
+                temperature_c=clean_temperature(temperature_c, required=rule.asks_temperature),
+                note=clean_text(note, field="Note", max_length=NOTE_MAX),
+            )
+            audit_record(actor=actor, action=Action.CREATE, obj=event, changes=custody_content(event))
+    except Refusal as refusal:
+        refuse(actor=actor, donation=donation, refusal=refusal, context="custody scan", step=step)
+    return event
+
+
+def custody_record_matched(*, actor, donation: Donation, label: Label, step: str, scanned_code: str,
+                           location: str, temperature_c=None, note: str = "", at=None) -> CustodyEvent:
+    """A handoff whose scan another service already matched (intake, infusion), in its
+    transaction."""
+    event = CustodyEvent.objects.create(
+        site=donation.site, donation=donation, label=label, step=step,
+        scanned_code=clean_text(shown(scanned_code), field="Scan", max_length=200),
+        performed_by=actor, performed_at=at or timezone.now(),
+        location=clean_text(location, field="Location", max_length=LOCATION_MAX, required=True),
+        temperature_c=temperature_c, note=clean_text(note, field="Note", max_length=NOTE_MAX),
+    )
+    audit_record(actor=actor, action=Action.CREATE, obj=event, changes=custody_content(event))
+    return event
+
+
+def custody_content(event: CustodyEvent) -> dict:
+    return {
+        "step": event.step, "din": event.donation.din,
+        "container": event.label.container_code if event.label_id else "",
+        "scanned_code": event.scanned_code, "location": event.location,
+        "temperature_c": event.temperature_c, "note": event.note, "matched": True,
+    }

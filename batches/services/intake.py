@@ -1,0 +1,299 @@
+"""Apheresis intake: the GMP facility receives a patient's cells and decides.
+
+The receiving technician records the collection and receipt times, transport
+temperature, volume, WBC, total CD3+ cells, bag integrity and the scan of the bag's
+label (which must be this donation's apheresis bag: anything else blocks, as at any
+custody step). The server evaluates the site's acceptance criteria for the product:
+
+* within criteria: accepted, and the batch is created, pinned to the product's
+  effective master batch record (no effective MBR: refused, nothing recorded);
+* outside criteria: pending, until a QP signs either "accepted with deviation"
+  (a deviation is raised) or "rejected" (the order fails, countably), with a reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from batches.exceptions import NotReady
+from batches.models import (
+    ApheresisIntake,
+    Batch,
+    BatchFailureReason,
+    BatchState,
+    ContainerType,
+    CustodyStep,
+    DeviationClass,
+    DeviationSource,
+    Donation,
+    IntakeCriteria,
+    IntakeOutcome,
+    Order,
+    OrderStatus,
+)
+from batches.numbering import formatted_number
+from batches.scans import shown
+from batches.selectors import mbr_effective_for
+from batches.services.custody import (
+    Refusal,
+    clean_temperature,
+    custody_record_matched,
+    identify_label,
+    refuse,
+)
+from batches.services.deviations import deviation_raise
+from batches.services.patients import order_set_status
+from carmfg.accounts.permissions import SitePerm, require_site_perm
+from carmfg.audit.models import Action
+from carmfg.audit.services import audit_record
+from carmfg.esign.models import Meaning
+from carmfg.esign.services import signature_apply, signature_reauthenticate
+from carmfg.exceptions import InvalidInput, InvalidTransition, StaleRecord
+from carmfg.textinput import REASON_MAX_LENGTH, clean_text
+
+# The server's clock decides; a workstation a little ahead is tolerated, no more.
+CLOCK_TOLERANCE = dt.timedelta(minutes=2)
+MAX_COLLECTION_HOURS = 12
+RECEIPT_LOCATION = "GMP facility, goods receipt"
+
+
+def intake_criteria_for(site, product) -> IntakeCriteria:
+    """The site's criteria for the product, or the defaults (≥ 1×10⁹ CD3+, 2–8 °C, ≤ 24 h)."""
+    return IntakeCriteria.objects.filter(site=site, product=product).first() or IntakeCriteria(site=site, product=product)
+
+
+def _number(value, *, field: str, label: str, low: Decimal, high: Decimal, places: int, low_open: bool = False) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise InvalidInput(f"{label}: expected a number.", field=field)
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidInput(f"{label}: expected a number.", field=field) from None
+    too_low = number <= low if low_open else number < low
+    if not number.is_finite() or too_low or number > high:
+        bound = "more than" if low_open else "at least"
+        raise InvalidInput(f"{label}: must be {bound} {low:,} and at most {high:,}.", field=field)
+    return number.quantize(Decimal(1).scaleb(-places))
+
+
+def _moment(value, *, field: str, label: str, now: dt.datetime) -> dt.datetime:
+    if not isinstance(value, dt.datetime) or timezone.is_naive(value):
+        raise InvalidInput(f"{label}: expected a date and time.", field=field)
+    if value > now + CLOCK_TOLERANCE:
+        raise InvalidInput(f"{label}: is in the future.", field=field)
+    return value
+
+
+def _fmt(number: Decimal) -> str:
+    return f"{number:,}".replace(",", " ")
+
+
+def intake_evaluate(criteria: IntakeCriteria, *, cd3_cells_total: Decimal, transport_temperature_c: Decimal,
+                    collection_ended_at: dt.datetime, received_at: dt.datetime, bag_intact: bool) -> dict:
+    """Each criterion with the value, the limit and whether it is met (stored as is)."""
+    hours = Decimal((received_at - collection_ended_at).total_seconds()) / Decimal(3600)
+    hours = hours.quantize(Decimal("0.1"))
+    return {
+        "cd3_cells_total": {
+            "label": "CD3+ cells (total)", "value": f"{cd3_cells_total:.2E}", "limit": f"≥ {criteria.min_cd3_cells:.2E}",
+            "met": cd3_cells_total >= criteria.min_cd3_cells,
+        },
+        "transport_temperature_c": {
+            "label": "Transport temperature", "value": f"{transport_temperature_c} °C",
+            "limit": f"{criteria.min_temperature_c} to {criteria.max_temperature_c} °C",
+            "met": criteria.min_temperature_c <= transport_temperature_c <= criteria.max_temperature_c,
+        },
+        "hours_collection_to_receipt": {
+            "label": "End of collection to receipt", "value": f"{hours} h",
+            "limit": f"≤ {criteria.max_hours_collection_to_receipt} h",
+            "met": hours <= criteria.max_hours_collection_to_receipt,
+        },
+        "bag_intact": {
+            "label": "Bag integrity", "value": "intact" if bag_intact else "NOT intact", "limit": "intact",
+            "met": bool(bag_intact),
+        },
+    }
+
+
+def intake_content(intake: ApheresisIntake) -> dict:
+    return {**intake.signable_content(), "din": intake.donation.din, "evaluation": intake.evaluation,
+            "meets_criteria": intake.meets_criteria, "version": intake.version}
+
+
+def _batch_create(*, actor, intake: ApheresisIntake, order: Order) -> Batch:
+    """The batch of an accepted intake, pinned to the effective MBR version now."""
+    mbr = mbr_effective_for(order.product)
+    if mbr is None:
+        raise NotReady(
+            f"No master batch record of {order.product} is effective at this site: the apheresis cannot be "
+            "accepted and no batch can be made. Nothing was recorded; ask the site administrator to make an "
+            "approved MBR effective."
+        )
+    batch = Batch.objects.create(
+        site=order.site, number=formatted_number(site=order.site, prefix="B"), order=order, donation=intake.donation,
+        product=order.product, mbr=mbr, state=BatchState.PLANNED, created_at=timezone.now(),
+    )
+    audit_record(actor=actor, action=Action.CREATE, obj=batch, changes={
+        "number": batch.number, "order": order.number, "din": intake.donation.din, "product": order.product.code,
+        "mbr": {"id": mbr.pk, "title": mbr.title, "version": mbr.version}, "state": batch.state,
+        "intake_outcome": intake.outcome,
+    })
+    return batch
+
+
+def intake_record(
+    *, actor, donation: Donation, collection_started_at, collection_ended_at, received_at, transport_temperature_c,
+    volume_ml, wbc_10e3_per_ul, cd3_cells_total, bag_intact, label_scanned_code: str,
+    location: str = RECEIPT_LOCATION,
+) -> ApheresisIntake:
+    """Record the receipt of apheresis material and evaluate the acceptance criteria.
+    Within criteria it is accepted and the batch is created; outside, it waits for a QP."""
+    site = donation.site
+    require_site_perm(actor, site, SitePerm.EXECUTE, action="record apheresis intake")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            locked = Donation.objects.select_for_update().select_related("order__product", "order__patient").get(
+                pk=donation.pk)
+            order = Order.objects.select_for_update().select_related("product", "patient").get(pk=locked.order_id)
+            if ApheresisIntake.objects.filter(donation=locked).exists():
+                raise InvalidTransition(f"The intake of {locked.din_display} is already recorded.")
+            if order.status != OrderStatus.COLLECTED:
+                raise InvalidTransition(f"Order {order.number} is {order.get_status_display().lower()}: "
+                                        "no intake can be recorded.")
+            # The identity check comes first: a wrong bag is refused whatever else is typed.
+            label = identify_label(donation=locked, scanned_code=label_scanned_code,
+                                   containers={ContainerType.APHERESIS_BAG})
+            started = _moment(collection_started_at, field="collection_started_at", label="Collection start", now=now)
+            ended = _moment(collection_ended_at, field="collection_ended_at", label="Collection end", now=now)
+            received = _moment(received_at, field="received_at", label="Receipt", now=now)
+            if ended <= started:
+                raise InvalidInput("Collection end: must be after the collection start.", field="collection_ended_at")
+            if ended - started > dt.timedelta(hours=MAX_COLLECTION_HOURS):
+                raise InvalidInput(f"Collection end: an apheresis longer than {MAX_COLLECTION_HOURS} h is not plausible; "
+                                   "check the dates.", field="collection_ended_at")
+            if received < ended:
+                raise InvalidInput("Receipt: must be after the end of collection.", field="received_at")
+            temperature = clean_temperature(transport_temperature_c, required=True, field="transport_temperature_c")
+            volume = _number(volume_ml, field="volume_ml", label="Volume (mL)", low=Decimal(0), high=Decimal(5000),
+                             places=1, low_open=True)
+            wbc = _number(wbc_10e3_per_ul, field="wbc_10e3_per_ul", label="WBC (×10³/µL)", low=Decimal(0),
+                          high=Decimal(10000), places=2, low_open=True)
+            cd3 = _number(cd3_cells_total, field="cd3_cells_total", label="CD3+ cells (total)", low=Decimal(0),
+                          high=Decimal("1e13"), places=0, low_open=True)
+            if not isinstance(bag_intact, bool):
+                raise InvalidInput("Bag integrity: answer yes or no.", field="bag_intact")
+            assert temperature is not None  # noqa: S101  (required=True above)
+            evaluation = intake_evaluate(intake_criteria_for(site, order.product), cd3_cells_total=cd3,
+                                         transport_temperature_c=temperature, collection_ended_at=ended,
+                                         received_at=received, bag_intact=bag_intact)
+            meets = all(item["met"] for item in evaluation.values())
+            intake = ApheresisIntake.objects.create(
+                site=site, donation=locked, collection_started_at=started, collection_ended_at=ended,
+                received_at=received, transport_temperature_c=temperature, volume_ml=volume, wbc_10e3_per_ul=wbc,
+                cd3_cells_total=cd3, bag_intact=bag_intact, label_scanned_code=clean_text(shown(label_scanned_code), field="label_scanned_code", max_length=200),
+                evaluation=evaluation, meets_criteria=meets,
+                outcome=IntakeOutcome.ACCEPTED if meets else IntakeOutcome.PENDING,
+                recorded_by=actor, recorded_at=now,
+            )
+            intake.refresh_from_db()
+            audit_record(actor=actor, action=Action.CREATE, obj=intake, changes=intake_content(intake))
+            custody_record_matched(actor=actor, donation=locked, label=label, step=CustodyStep.RECEIPT,
+                                   scanned_code=label_scanned_code, location=location, temperature_c=temperature,
+                                   note=f"Apheresis intake: received {received.isoformat(timespec='minutes')}")
+            if meets:
+                _batch_create(actor=actor, intake=intake, order=order)
+                order_set_status(actor=actor, order=order, status=OrderStatus.IN_MANUFACTURING)
+    except Refusal as refusal:
+        refuse(actor=actor, donation=donation, refusal=refusal, context="apheresis intake", step=CustodyStep.RECEIPT)
+    return intake
+
+
+def _decision_checks(actor, intake: ApheresisIntake, reason: str, expected_version: int) -> str:
+    require_site_perm(actor, intake.site, SitePerm.CERTIFY, action="decide on apheresis outside its criteria")
+    reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
+    if isinstance(expected_version, bool) or not isinstance(expected_version, int):
+        raise InvalidInput("The form is incomplete: reload the page.")
+    return reason
+
+
+def _lock_pending(intake: ApheresisIntake, expected_version: int) -> tuple[ApheresisIntake, Order]:
+    locked = ApheresisIntake.objects.select_for_update().select_related("donation", "site").get(pk=intake.pk)
+    order = Order.objects.select_for_update().select_related("product", "patient").get(pk=locked.donation.order_id)
+    if locked.version != expected_version:
+        raise StaleRecord(f"The intake of {locked.donation.din_display} was changed since you opened it: "
+                          "nothing was saved. Reload to see the current decision.")
+    if locked.outcome != IntakeOutcome.PENDING:
+        raise InvalidTransition(f"The intake is already decided: {locked.get_outcome_display().lower()}.")
+    return locked, order
+
+
+def intake_accept_with_deviation(
+    *, actor, intake: ApheresisIntake, password: str, reason: str, expected_version: int,
+    classification: str = DeviationClass.MAJOR, request: HttpRequest | None = None,
+) -> ApheresisIntake:
+    """A QP accepts apheresis outside its criteria: signed, with a reason; a deviation is
+    raised and the batch is created."""
+    reason = _decision_checks(actor, intake, reason, expected_version)
+    if classification not in DeviationClass.values:
+        raise InvalidInput(f"Unknown deviation class {classification!r}.", field="classification")
+    reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=intake)
+    with transaction.atomic():
+        locked, order = _lock_pending(intake, expected_version)
+        failed = [item for item in locked.evaluation.values() if not item["met"]]
+        deviation = deviation_raise(
+            actor=actor, site=locked.site, source=DeviationSource.INTAKE, classification=classification,
+            title=f"Apheresis {locked.donation.din_display} accepted outside intake criteria",
+            description="Criteria not met: " + "; ".join(
+                f"{item['label']} {item['value']} (limit {item['limit']})" for item in failed
+            ) + f".\nQP decision: {reason}",
+            donation=locked.donation,
+        )
+        locked.outcome = IntakeOutcome.ACCEPTED_WITH_DEVIATION
+        locked.decision_reason = reason
+        locked.deviation = deviation
+        locked.version += 1
+        locked.save(update_fields=["outcome", "decision_reason", "deviation", "version"])
+        batch = _batch_create(actor=actor, intake=locked, order=order)
+        deviation.batch = batch
+        deviation.save(update_fields=["batch"])
+        audit_record(actor=actor, action=Action.TRANSITION, obj=locked, reason=reason, changes={
+            "outcome": {"old": IntakeOutcome.PENDING, "new": locked.outcome}, "deviation": deviation.number,
+            "batch": batch.number,
+        })
+        signature_apply(actor=actor, reauth=reauth, obj=locked, meaning=Meaning.APPROVED, comment=reason,
+                        excluded_signers=[locked.recorded_by_id],
+                        excluded_reason="Who recorded the intake cannot also accept it.")
+        order_set_status(actor=actor, order=order, status=OrderStatus.IN_MANUFACTURING)
+    intake.refresh_from_db()
+    return locked
+
+
+def intake_reject(
+    *, actor, intake: ApheresisIntake, password: str, reason: str, expected_version: int,
+    request: HttpRequest | None = None,
+) -> ApheresisIntake:
+    """A QP rejects the apheresis: signed, with a reason. The order fails with reason
+    "apheresis rejected", so missed patients are counted."""
+    reason = _decision_checks(actor, intake, reason, expected_version)
+    reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=intake)
+    with transaction.atomic():
+        locked, order = _lock_pending(intake, expected_version)
+        locked.outcome = IntakeOutcome.REJECTED
+        locked.decision_reason = reason
+        locked.version += 1
+        locked.save(update_fields=["outcome", "decision_reason", "version"])
+        audit_record(actor=actor, action=Action.TRANSITION, obj=locked, reason=reason,
+                     changes={"outcome": {"old": IntakeOutcome.PENDING, "new": locked.outcome}})
+        signature_apply(actor=actor, reauth=reauth, obj=locked, meaning=Meaning.REJECTED, comment=reason,
+                        excluded_signers=[locked.recorded_by_id],
+                        excluded_reason="Who recorded the intake cannot also decide on it.")
+        order_set_status(actor=actor, order=order, status=OrderStatus.FAILED,
+                         failure_reason=BatchFailureReason.APHERESIS_REJECTED, reason=reason)
+    intake.refresh_from_db()
+    return locked

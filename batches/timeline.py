@@ -1,0 +1,132 @@
+"""The chain of identity of one donation as a timeline, collection to infusion.
+
+Everything that happened to the patient's material, in the order it happened: the
+DIN issued, labels printed / applied / destroyed, each custody scan with where and
+at what temperature, the intake and its decision, the batch, each fraction infused,
+and every refused (blocked) scan from the audit trail. Reads only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from itertools import groupby
+
+from batches.models import Donation, IntakeOutcome, LabelStatus
+from batches.selectors import (
+    batch_for_donation,
+    blocked_event_list_for_donation,
+    custody_event_list_for_donation,
+    infusion_list_for_batch,
+    intake_for_donation,
+    label_list_for_donation,
+)
+from carmfg.esign.selectors import signatures_for_record
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: dt.datetime
+    kind: str  # registered, labels, custody, intake, decision, batch, infusion, blocked
+    title: str
+    who: str
+    where: str = ""
+    temperature_c: Decimal | None = None
+    scanned: str = ""
+    result: str = ""  # "matched", "blocked" or ""
+    details: list[str] = field(default_factory=list)
+
+
+def _name(user) -> str:
+    if user is None:
+        return "system"
+    return user.get_full_name() or user.get_username()
+
+
+def _local(moment: dt.datetime, zone) -> str:
+    local = moment.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+def coi_timeline(donation: Donation) -> list[Entry]:
+    entries: list[Entry] = []
+    zone = donation.site.zone
+    order = donation.order
+    entries.append(Entry(
+        at=donation.created_at, kind="registered", title="Collection registered, DIN issued",
+        who=_name(donation.registered_by),
+        details=[f"DIN {donation.din_display}", f"Order {order.number}",
+                 f"Day of apheresis {donation.collection_date:%Y-%m-%d}" if donation.collection_date else ""],
+    ))
+    labels = list(label_list_for_donation(donation))
+    by_job = sorted(labels, key=lambda lb: (lb.printed_at, lb.pk))
+    for (at, printer), job in groupby(by_job, key=lambda lb: (lb.printed_at, lb.printed_by)):
+        codes = [lb.container_code for lb in job]
+        entries.append(Entry(at=at, kind="labels", title=f"Printed {len(codes)} label{'s' if len(codes) > 1 else ''}",
+                             who=_name(printer), details=[", ".join(codes)]))
+    for label in labels:
+        if label.status_changed_at is None:
+            continue
+        if label.status == LabelStatus.DESTROYED:
+            title = f"Label {label.container_code} destroyed"
+            details = [f"Reason: {label.status_reason}"]
+        else:
+            title = f"Label {label.container_code} applied to its {label.get_container_type_display().lower()}"
+            details = []
+        entries.append(Entry(at=label.status_changed_at, kind="labels", title=title,
+                             who=_name(label.status_changed_by), details=details))
+    for event in custody_event_list_for_donation(donation):
+        entries.append(Entry(
+            at=event.performed_at, kind="custody", title=event.get_step_display(), who=_name(event.performed_by),
+            where=event.location, temperature_c=event.temperature_c, scanned=event.scanned_code, result="matched",
+            details=[f"Container {event.label.container_code}" if event.label_id else "", event.note],
+        ))
+    intake = intake_for_donation(donation)
+    if intake is not None:
+        failed = [f"{c['label']}: {c['value']} (limit {c['limit']})" for c in intake.evaluation.values() if not c["met"]]
+        entries.append(Entry(
+            at=intake.recorded_at, kind="intake", title="Apheresis intake recorded", who=_name(intake.recorded_by),
+            result="",
+            details=[
+                f"Collected {_local(intake.collection_started_at, zone)} to {_local(intake.collection_ended_at, zone)}, "
+                f"received {_local(intake.received_at, zone)}",
+                f"{intake.volume_ml} mL, WBC {intake.wbc_10e3_per_ul} ×10³/µL, CD3+ {intake.cd3_cells_total:.2E}, "
+                f"{intake.transport_temperature_c} °C in transport, bag {'intact' if intake.bag_intact else 'NOT intact'}",
+                "Within all acceptance criteria" if intake.meets_criteria else "Outside criteria: " + "; ".join(failed),
+            ],
+        ))
+        if intake.outcome in (IntakeOutcome.ACCEPTED_WITH_DEVIATION, IntakeOutcome.REJECTED):
+            for view in signatures_for_record(intake):
+                sig = view.signature
+                entries.append(Entry(
+                    at=sig.signed_at, kind="decision", title=f"Intake {intake.get_outcome_display().lower()}",
+                    who=sig.signer_name, details=[f"Reason: {intake.decision_reason}",
+                                                  f"Deviation {intake.deviation.number}" if intake.deviation else ""],
+                ))
+    batch = batch_for_donation(donation)
+    if batch is not None:
+        entries.append(Entry(
+            at=batch.created_at, kind="batch", title=f"Batch {batch.number} created", who="system",
+            details=[f"Pinned to {batch.mbr.title} v{batch.mbr.version}", f"Now {batch.get_state_display().lower()}"],
+        ))
+        for infusion in infusion_list_for_batch(batch):
+            entries.append(Entry(
+                at=infusion.infused_at, kind="infusion",
+                title=f"Fraction {infusion.fraction_number} infused ({infusion.fraction_percent.normalize()} %)",
+                who=_name(infusion.recorded_by), scanned=infusion.bag_scanned_code, result="matched",
+                details=["Bag and wristband matched the order", infusion.note],
+            ))
+    for event in blocked_event_list_for_donation(donation):
+        changes = event.changes or {}
+        context = changes.get("context", "")
+        step = changes.get("step", "")
+        entries.append(Entry(
+            at=event.occurred_at, kind="blocked",
+            title=f"BLOCKED: {context}" + (f" ({step.replace('_', ' ')})" if step else ""),
+            who=event.actor_name or event.actor_username or "system", scanned=changes.get("scanned", ""),
+            result="blocked",
+            details=[changes.get("cause", ""), f"Expected {changes.get('expected', '')}"],
+        ))
+    entries = [replace(entry, details=[d for d in entry.details if d]) for entry in entries]
+    return sorted(entries, key=lambda e: e.at)
