@@ -6,4 +6,6 @@ class QcConfig(AppConfig):
     verbose_name = "Quality control and release"
 
     def ready(self) -> None:
-        from qc import receivers  # noqa: F401  (pins the specification of new batches)
+        from qc import panels, receivers  # noqa: F401  (receivers pin the specification of new batches)
+
+        panels.register()

@@ -286,8 +286,8 @@ def _deviations(batch: Batch) -> ChecklistItem:
     ok = "No major or critical deviation is open"
     if minor_open or closed:
         ok += f" ({len(minor_open)} minor open{': ' + ', '.join(minor_open) if minor_open else ''}; {len(closed)} closed)"
-    return _item("deviations", "Deviations", problems, ok + ".",
-                 link=_url("batches:deviation_list") and f"{_url('batches:deviation_list')}?batch={batch.pk}",
+    link = _url("batches:deviation_detail", open_ones[0].pk) if open_ones else _url("batches:deviation_list")
+    return _item("deviations", "Deviations", problems, ok + ".", link=link,
                  failed_message=f"{len(problems)} major/critical deviation(s) open: {problems[0]}" if problems else "")
 
 

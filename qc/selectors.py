@@ -96,6 +96,16 @@ def oos_list_for_user(user, *, site=None, open_only: bool = True) -> QuerySet[Oo
     return qs.order_by("opened_at")
 
 
+def oos_for_results(results: list[TestResult]) -> list[OosInvestigation]:
+    return list(OosInvestigation.objects.filter(result__in=results).select_related("deviation", "result__test")
+                .order_by("opened_at"))
+
+
+def oos_of_batch_by_ids(batch: Batch, ids: list[int]) -> list[OosInvestigation]:
+    """The investigations ``ids`` if they all belong to results of ``batch`` (else fewer)."""
+    return list(OosInvestigation.objects.filter(pk__in=ids, result__batch=batch).select_related("result"))
+
+
 @dataclass
 class TestStatus:
     """One test of the pinned specification for one batch: its current result (the

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 
 from batches.models.mbr import fixed_decimal
+from batches.quantities import format_value
 
 
 class Sample(models.Model):
@@ -87,7 +88,13 @@ class TestResult(models.Model):
 
             return QualitativeResult(self.qualitative).label if self.qualitative in QualitativeResult.values else self.qualitative
         qualifier = {"<=": "≤", ">=": "≥"}.get(self.qualifier, self.qualifier)
-        return f"{qualifier}{self.value} {self.unit}".strip()
+        if self.value is None:
+            return ""
+        # As many decimals as the test reports, more only if the analyst wrote more: 85.0, not 85.000000.
+        exponent = self.value.normalize().as_tuple().exponent
+        written = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+        places = max(written, self.test.decimal_places if self.test_id else 0)
+        return f"{qualifier}{format_value(self.value, places)} {self.unit}".strip()
 
     def signable_content(self) -> dict:
         return {

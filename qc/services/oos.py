@@ -130,9 +130,8 @@ def oos_phase1_conclude(*, actor, investigation: OosInvestigation, conclusion: s
         raise InvalidInput("Conclusion: laboratory error found, or not.", field="conclusion")
     notes = clean_text(notes, field="Phase I notes", max_length=NOTES_MAX, required=True)
     _require_independent(actor, investigation)
-    reauth = None
-    if conclusion == OosPhase1Conclusion.LAB_ERROR:
-        reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=investigation)
+    # Both conclusions are decisions of the person concluding: the password is asked either way.
+    reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=investigation)
     with transaction.atomic():
         locked = _lock(investigation, expected_version)
         if locked.status != OosStatus.PHASE_1:

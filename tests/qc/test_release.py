@@ -122,7 +122,7 @@ def test_provisional_refused_while_a_required_test_fails(make_batch, qc_analyst,
 
     with pytest.raises(NotReady) as refused:
         provisional(batch, qp)
-    assert "Viability: 55.000000 % of nucleated cells is out of specification" in refused.value.message
+    assert "Viability: 55.0 % of nucleated cells is out of specification" in refused.value.message
     assert "major/critical deviation(s) open" in refused.value.message
 
 

@@ -242,3 +242,11 @@ def test_any_typed_value_is_accepted_or_refused_with_a_message(raw, unit):
     else:
         assert cleaned[1] is not None
         assert cleaned[2] == ""
+
+
+def test_a_result_is_shown_as_written_with_the_tests_decimals(batch, qc_analyst):
+    assert enter(batch, "viability", qc_analyst).display_value == "85.0 % of nucleated cells"
+    assert enter(batch, "endotoxin", qc_analyst).display_value == "<0.25 EU/mL"
+    assert enter(batch, "sterility", qc_analyst).display_value == "No growth"
+    assert enter(batch, "vcn", qc_analyst, outcome={"vcn": ("2.125", "copies/transduced cell")}).display_value == (
+        "2.125 copies/transduced cell")

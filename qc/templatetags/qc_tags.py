@@ -1,0 +1,96 @@
+"""Display helpers of the QC pages: limits, states and values in words (and never by
+colour alone: every badge carries its word)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+
+from batches.quantities import format_value
+from qc.models import QualitativeResult
+
+register = template.Library()
+
+SYMBOLS = {"gte": "≥", "gt": ">", "lte": "≤", "lt": "<"}
+
+STATE_BADGES = {
+    "passing": ("badge-ok", "Passes"),
+    "failing": ("badge-danger", "Fails"),
+    "unreviewed": ("badge-warn", "Awaits review"),
+    "missing": ("badge-neutral", "No result"),
+    "ok": ("badge-ok", "OK"),
+    "failed": ("badge-danger", "Failed"),
+    "not_applicable": ("badge-neutral", "Not applicable"),
+    "pass": ("badge-ok", "Pass"),
+    "fail": ("badge-danger", "Fail"),
+    "reported": ("badge-info", "Reported"),
+    "entered": ("badge-warn", "Awaits review"),
+    "reviewed": ("badge-ok", "Reviewed"),
+    "invalidated": ("badge-neutral", "Invalidated"),
+    "released": ("badge-ok", "Released"),
+    "released_exceptional": ("badge-warn", "Released exceptionally"),
+    "rejected": ("badge-danger", "Rejected"),
+}
+
+
+@register.filter
+def limit_text(test) -> str:
+    """The acceptance criterion as a person reads it: "≥ 70 % of nucleated cells"."""
+    unit = f" {test.unit}" if test.unit else ""
+    if test.limit_type in SYMBOLS:
+        bound = test.low if test.limit_type in ("gte", "gt") else test.high
+        return f"{SYMBOLS[test.limit_type]} {format_value(bound)}{unit}"
+    if test.limit_type == "range":
+        return f"{format_value(test.low)} – {format_value(test.high)}{unit}"
+    if test.limit_type == "qualitative":
+        passing = test.passing_result
+        return QualitativeResult(passing).label if passing in QualitativeResult.values else passing
+    return f"Reported{unit and ' (' + unit.strip() + ')'}"
+
+
+@register.simple_tag
+def state_badge(state: str, label: str = ""):
+    css, word = STATE_BADGES.get(state, ("badge-neutral", state.replace("_", " ").capitalize()))
+    return format_html('<span class="badge {}">{}</span>', css, label or word)
+
+
+@register.filter
+def qualitative_label(value: str) -> str:
+    return QualitativeResult(value).label if value in QualitativeResult.values else value
+
+
+def _today(site) -> dt.date:
+    return timezone.now().astimezone(site.zone).date() if site is not None else timezone.localdate()
+
+
+@register.filter
+def days_until(day, site=None) -> str:
+    """'in 3 days', 'today', '2 days overdue', counted in the site's calendar."""
+    if not isinstance(day, dt.date):
+        return ""
+    delta = (day - _today(site)).days
+    if delta == 0:
+        return "today"
+    if delta > 0:
+        return f"in {delta} day{'s' if delta != 1 else ''}"
+    return f"{-delta} day{'s' if delta != -1 else ''} overdue"
+
+
+@register.filter
+def is_past(day, site=None) -> bool:
+    return isinstance(day, dt.date) and day < _today(site)
+
+
+@register.filter
+def site_date(moment, site) -> str:
+    if moment is None:
+        return "—"
+    return moment.astimezone(site.zone).strftime("%Y-%m-%d %H:%M")
+
+
+@register.filter
+def qp_value(value) -> str:
+    return format_value(value)
