@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 from carmfg.exceptions import InvalidInput
 
@@ -133,12 +133,13 @@ def check_fraction_percents(percents: Sequence) -> list[Decimal]:
 
 
 def fractions(*, total_cells: Decimal, percents: Sequence) -> list[Decimal]:
-    """Whole cells per fraction; rounding goes to the last (largest, given last) bag so
-    that the fractions add up to exactly the dose."""
+    """Whole cells per fraction. Every fraction but the last is rounded down and the
+    last (the largest, given last) takes the rest, so the fractions add up to exactly the
+    dose and none is ever negative."""
     _positive(total_cells, "The dose (cells in total)")
     shares = check_fraction_percents(percents)
     total = total_cells.quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    cells = [(total * share / HUNDRED).quantize(Decimal(1), rounding=ROUND_HALF_UP) for share in shares[:-1]]
+    cells = [(total * share / HUNDRED).quantize(Decimal(1), rounding=ROUND_DOWN) for share in shares[:-1]]
     cells.append(total - sum(cells, Decimal(0)))
     return cells
 

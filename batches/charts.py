@@ -88,7 +88,7 @@ def expansion_chart_svg(points: list[ExpansionPoint], *, x_title: str = "Day of 
     ]
     # left axis: decades of cells, with 2× and 5× marks when there are few decades
     for exp in range(log_lo, log_hi + 1):
-        y = sy_cells(10.0 ** exp)
+        y: float = sy_cells(10.0 ** exp)
         out.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>')
         out.append(f'<text x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end" fill="{CELLS_COLOUR}">10{_superscript(exp)}</text>')
         if log_hi - log_lo <= 3 and exp < log_hi:
@@ -101,16 +101,16 @@ def expansion_chart_svg(points: list[ExpansionPoint], *, x_title: str = "Day of 
     # right axis: viability
     step = 10 if v_lo >= 50 else 20
     for pct in range(int(v_lo), 101, step):
-        y = sy_viab(pct)
+        y = sy_viab(float(pct))
         out.append(f'<text x="{LEFT + plot_w + 8}" y="{y + 4:.1f}" fill="{VIABILITY_COLOUR}">{pct} %</text>')
     # x axis ticks
     span = x_hi - x_lo
     tick = 1 if span <= 14 else 2 if span <= 28 else 5
     first = math.ceil(x_lo)
-    for x in range(first, math.floor(x_hi) + 1, tick):
-        px = sx(x)
+    for day in range(first, math.floor(x_hi) + 1, tick):
+        px = sx(day)
         out.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{TOP + plot_h}" y2="{TOP + plot_h + 5}" stroke="{MUTED}"/>')
-        out.append(f'<text x="{px:.1f}" y="{TOP + plot_h + 18}" text-anchor="middle" fill="{INK}">{x}</text>')
+        out.append(f'<text x="{px:.1f}" y="{TOP + plot_h + 18}" text-anchor="middle" fill="{INK}">{day}</text>')
     out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 8}" text-anchor="middle" fill="{MUTED}">{_esc(x_title)}</text>')
     out.append(f'<text x="14" y="{TOP + plot_h / 2:.1f}" transform="rotate(-90 14 {TOP + plot_h / 2:.1f})" '
                f'text-anchor="middle" fill="{CELLS_COLOUR}">Viable cells (log)</text>')
@@ -134,10 +134,10 @@ def expansion_chart_svg(points: list[ExpansionPoint], *, x_title: str = "Day of 
         for x, v, p in cells:
             out.append(f'<circle cx="{sx(x):.1f}" cy="{sy_cells(v):.1f}" r="4.5" fill="{CELLS_COLOUR}">'
                        f'<title>{_esc(p.label)} {_esc(format_value(p.viable_cells))} viable cells</title></circle>')
-        x, v, p = cells[-1]
-        anchor = "end" if sx(x) > LEFT + plot_w * 0.75 else "start"
+        last_x, last_v, p = cells[-1]
+        anchor = "end" if sx(last_x) > LEFT + plot_w * 0.75 else "start"
         dx = -8 if anchor == "end" else 8
-        out.append(f'<text x="{sx(x) + dx:.1f}" y="{sy_cells(v) - 9:.1f}" text-anchor="{anchor}" fill="{CELLS_COLOUR}" '
+        out.append(f'<text x="{sx(last_x) + dx:.1f}" y="{sy_cells(last_v) - 9:.1f}" text-anchor="{anchor}" fill="{CELLS_COLOUR}" '
                    f'font-weight="bold">{_esc(format_value(p.viable_cells))}</text>')
     # legend
     out.append(f'<line x1="{LEFT}" x2="{LEFT + 26}" y1="16" y2="16" stroke="{CELLS_COLOUR}" stroke-width="2.5"/>'

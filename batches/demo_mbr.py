@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from batches.models import (
     Batch,
@@ -209,7 +210,7 @@ def demo_weight_kg() -> Decimal:
 
 # --- the demo of `make run` -------------------------------------------------------------------------
 
-DEMO_PRODUCT = {"code": "cd19-cart", "name": "Anti-CD19 CAR-T (ARI-0001-like)", "product_code": "S1234",
+DEMO_PRODUCT: dict[str, Any] = {"code": "cd19-cart", "name": "Anti-CD19 CAR-T (ARI-0001-like)", "product_code": "S1234",
                 "fraction_percents": [10, 30, 60]}
 
 
@@ -227,6 +228,7 @@ def _demo_batch_rows(*, site, product, actor, pseudonym: str, initials: str, bir
     from django.db import transaction
     from django.utils import timezone
 
+    from batches.exceptions import NotReady
     from batches.isbt128 import next_din
     from batches.models import Donation, Order, Patient
     from batches.numbering import formatted_number, next_number
@@ -249,9 +251,11 @@ def _demo_batch_rows(*, site, product, actor, pseudonym: str, initials: str, bir
         din = next_din(site.facility_identification_number, today.year, next_number(site=site, key="DIN") - 1)
         donation = Donation.objects.create(site=site, order=order, din=din.din13, check_character=din.check)
         audit_record(actor=actor, action=Action.CREATE, obj=donation, changes={"din": donation.din})
+        mbr = mbr_effective_for(product)
+        if mbr is None:
+            raise NotReady(f"{product} has no effective master batch record.")
         batch = Batch.objects.create(site=site, number=formatted_number(site=site, prefix="B"), order=order,
-                                     donation=donation, product=product, mbr=mbr_effective_for(product),
-                                     created_at=timezone.now())
+                                     donation=donation, product=product, mbr=mbr, created_at=timezone.now())
         audit_record(actor=actor, action=Action.CREATE, obj=batch,
                      changes={"number": batch.number, "mbr": str(batch.mbr), "din": donation.din})
     return batch

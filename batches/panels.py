@@ -12,13 +12,11 @@ SHOWN = 8
 
 
 def open_steps_context(request) -> dict:
-    return {"rows": selectors.open_steps_for_site(request.user, request.site, limit=SHOWN)}
+    return {"rows": selectors.open_steps_for_site(request.site, limit=SHOWN)}
 
 
 def deviations_context(request) -> dict:
-    deviations = selectors.deviation_list_for_user(request.user, site=request.site).exclude(status="closed") \
-        .order_by("raised_at")
-    shown = list(deviations[: SHOWN + 1])
+    shown = list(selectors.deviation_open_list_for_site(request.site)[: SHOWN + 1])
     return {"deviations": shown[:SHOWN], "more": len(shown) > SHOWN}
 
 

@@ -24,7 +24,7 @@ from decimal import Decimal
 from django.contrib.contenttypes.models import ContentType
 
 from batches.calculations import REGISTRY
-from batches.models import Batch, StepDefinition, StepKind, StepRecord
+from batches.models import Batch, StageDefinition, StepDefinition, StepKind, StepRecord
 from batches.quantities import format_value
 from carmfg.esign.models import Meaning, Signature
 from carmfg.esign.services import signable_hash
@@ -88,7 +88,7 @@ class StepState:
 
 @dataclass
 class StageState:
-    stage: object
+    stage: StageDefinition
     steps: list[StepState]
 
     @property
@@ -272,9 +272,11 @@ class Plan:
             return ([Decimal(str(p)) for p in percents] if percents else None), f"Product {self.batch.product.code}"
         parts = source.split(":")
         state = self.by_code.get(parts[1]) if len(parts) > 1 else None
-        latest = state.latest.record if state and state.latest else None
+        if state is None:
+            return None, source
+        latest = state.latest.record if state.latest else None
         if latest is None:
-            return None, f"step “{state.definition.title}”" if state else source
+            return None, f"step “{state.definition.title}”"
         origin = f"step “{state.definition.title}”" + (f" #{latest.occurrence}" if state.definition.repeatable else "")
         if parts[0] == "lot":
             lot = latest.material_lot
@@ -289,7 +291,7 @@ class Plan:
         return latest.value, origin
 
     def _calculation_is_stale(self, state: StepState, record: StepRecord) -> bool:
-        if record is not state.latest.record or state.definition.calculation not in REGISTRY:
+        if state.latest is None or record is not state.latest.record or state.definition.calculation not in REGISTRY:
             return False
         current = {name: _jsonable(item["value"]) for name, item in self.resolve_inputs(state.definition).items()}
         stored = {name: item.get("value") for name, item in (record.calculation_inputs or {}).items()}

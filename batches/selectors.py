@@ -137,15 +137,17 @@ def stage_get_for_mbr(mbr: MasterBatchRecord, pk) -> StageDefinition:
     return stage
 
 
-def open_steps_for_site(user, site, *, limit: int = 10) -> list[tuple[Batch, object]]:
+def open_steps_for_site(site, *, limit: int = 10) -> list:
     """Batches in process at ``site`` with their next step (a ``StepState`` or None),
-    in three queries whatever the number of batches (home page panel)."""
+    in three queries whatever the number of batches (home page panel). ``site`` is the
+    request's current site, which is already one of the user's."""
     from collections import defaultdict
 
     from batches.models import BatchState
     from batches.progress import Plan
 
-    batches = list(batch_list_for_user(user, site=site).filter(state=BatchState.IN_PROCESS).order_by("created_at")[:limit])
+    batches = list(Batch.objects.filter(site=site, state=BatchState.IN_PROCESS)
+                   .select_related("site", "product", "order__patient", "donation", "mbr").order_by("created_at")[:limit])
     if not batches:
         return []
     definitions: dict[int, list[StepDefinition]] = defaultdict(list)
@@ -160,6 +162,11 @@ def open_steps_for_site(user, site, *, limit: int = 10) -> list[tuple[Batch, obj
         plan = Plan(batch, definitions[batch.mbr_id], records[batch.pk], [])
         out.append((batch, plan.next_step))
     return out
+
+
+def deviation_open_list_for_site(site) -> QuerySet[Deviation]:
+    """Deviations of ``site`` not closed yet, oldest first (``site``: the request's current site)."""
+    return Deviation.objects.filter(site=site).exclude(status="closed").select_related("batch").order_by("raised_at")
 
 
 def material_lot_by_barcode(site, barcode: str) -> MaterialLot | None:
@@ -188,9 +195,6 @@ def batch_list_progress(batches) -> dict[int, dict]:
 
 def mbr_list_with_products(user, site) -> QuerySet[MasterBatchRecord]:
     return mbr_list_for_user(user, site=site).select_related("product", "created_by").order_by("product__name", "-version")
-
-
-# -- chain of identity: patients → labels → custody → intake → infusion ---------------
 
 
 # -- chain of identity: patients → labels → custody → intake → infusion ---------------

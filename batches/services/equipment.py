@@ -5,6 +5,7 @@ refused unless a deviation permitting it on that step was approved by a QP."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.db import transaction
 
@@ -40,11 +41,11 @@ class EquipmentRefused(EquipmentNotUsable):
 def equipment_for_step(*, batch: Batch, definition: StepDefinition, asset_id: str):
     equipment = Equipment.objects.filter(site=batch.site, asset_id=asset_id).first()
     if equipment is None:
-        raise EquipmentRefused(f"REFUSED: no equipment with asset label “{asset_id}” is registered at this site. "
-                               "Nothing was recorded.")
+        raise EquipmentRefused(f"No equipment with asset label “{asset_id}” is registered at this site. "
+                               "Check the label, or ask the site administrator to register it.")
     if equipment.equipment_type != definition.equipment_type:
-        raise EquipmentRefused(f"REFUSED: {equipment} is a {equipment.equipment_type.replace('_', ' ')}; this step "
-                               f"needs a {definition.equipment_type.replace('_', ' ')}. Nothing was recorded.",
+        raise EquipmentRefused(f"{equipment} is a {equipment.equipment_type.replace('_', ' ')}; this step "
+                               f"needs a {definition.equipment_type.replace('_', ' ')}.",
                                equipment=equipment)
     problem = equipment_problem(equipment, site_today(batch.site))
     if not problem:
@@ -52,13 +53,13 @@ def equipment_for_step(*, batch: Batch, definition: StepDefinition, asset_id: st
     deviation = deviation_permitting(batch=batch, definition=definition, equipment=equipment)
     if deviation is None:
         raise EquipmentRefused(
-            f"REFUSED: {equipment} is {problem}. Nothing was recorded. Use other equipment, or raise a deviation "
+            f"{equipment} is {problem}. Use other equipment, or raise a deviation "
             "asking to use it: it may be used only after a QP approves it.", equipment=equipment, definition=definition)
     return equipment, deviation
 
 
 def _clean(values: dict) -> dict:
-    out = {
+    out: dict[str, Any] = {
         "asset_id": clean_text(values.get("asset_id"), field="Asset id", max_length=64, required=True),
         "equipment_type": clean_text(values.get("equipment_type"), field="Type", max_length=60, required=True),
         "name": clean_text(values.get("name"), field="Name", max_length=200, required=True),

@@ -186,10 +186,10 @@ def _lock_batch(batch: Batch, states=RECORDING_STATES) -> Batch:
 
 
 def _definition_of(batch: Batch, definition: StepDefinition) -> StepDefinition:
-    definition = StepDefinition.objects.select_related("stage").filter(pk=definition.pk, stage__mbr_id=batch.mbr_id).first()
-    if definition is None:
+    found = StepDefinition.objects.select_related("stage").filter(pk=definition.pk, stage__mbr_id=batch.mbr_id).first()
+    if found is None:
         raise InvalidInput("This step is not part of the batch's master batch record.")
-    return definition
+    return found
 
 
 def _fill(record: StepRecord, definition: StepDefinition, *, batch: Batch, plan: Plan, value, unit, lot_barcode,
@@ -227,8 +227,10 @@ def _fill(record: StepRecord, definition: StepDefinition, *, batch: Batch, plan:
 
 def _after_limits(actor, record: StepRecord, definition: StepDefinition, batch: Batch, *, comment: str) -> None:
     """Out of action limits: a deviation in this transaction, and a hold for a critical step."""
-    if record.limit_result != LimitResult.ACTION or (record.deviation_id and record.deviation.source == DeviationSource.OUT_OF_LIMIT):
+    if record.limit_result != LimitResult.ACTION:
         return
+    if record.deviation is not None and record.deviation.source == DeviationSource.OUT_OF_LIMIT:
+        return  # already raised for this record (a correction that stays out of limits)
     shown = f"{format_value(record.value)} {definition.unit}".strip()
     deviation = deviation_raise(
         actor=actor, site=batch.site, batch=batch, source=DeviationSource.OUT_OF_LIMIT,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -37,7 +38,7 @@ def lot_problem(lot: MaterialLot, today: dt.date) -> str:
     if lot.status == LotStatus.REJECTED:
         return "rejected"
     if lot.expiry_date < today:
-        return f"expired on {lot.expiry_date:%d %b %Y}"
+        return f"expired (expiry date {lot.expiry_date:%d %b %Y})"
     if lot.status == LotStatus.QUARANTINE:
         return "in quarantine (not released)"
     return ""
@@ -63,22 +64,22 @@ def lot_for_step(*, batch: Batch, definition: StepDefinition, barcode: str):
     when the lot is not usable; raises ``MaterialNotUsable`` otherwise."""
     lot = MaterialLot.objects.filter(site=batch.site, barcode=barcode).first()
     if lot is None:
-        raise LotRefused(f"REFUSED: no lot with barcode “{barcode}” is registered at this site. Nothing was recorded. "
+        raise LotRefused(f"No lot with barcode “{barcode}” is registered at this site. "
                          "Check the label, or ask the site administrator to register the lot.")
     if lot.material_type != definition.material_type:
-        raise LotRefused(f"REFUSED: {lot} is {lot.material_type.replace('_', ' ')}; this step needs "
-                         f"{definition.material_type.replace('_', ' ')}. Nothing was recorded.", lot=lot)
+        raise LotRefused(f"{lot} is {lot.material_type.replace('_', ' ')}; this step needs "
+                         f"{definition.material_type.replace('_', ' ')}.", lot=lot)
     problem = lot_problem(lot, site_today(batch.site))
     if problem:
         deviation = deviation_permitting(batch=batch, definition=definition, material_lot=lot)
         if deviation is None:
             raise LotRefused(
-                f"REFUSED: {lot} is {problem}. Nothing was recorded. Use another lot, or raise a deviation asking "
+                f"{lot} is {problem}. Use another lot, or raise a deviation asking "
                 "to use this one: it may be used only after a QP approves it.", lot=lot, definition=definition)
     else:
         deviation = None
     if lot.titer_tu_per_ml is None and _titer_needed(batch, definition):
-        raise LotRefused(f"REFUSED: {lot} has no titer on record, and the MOI is calculated from it. "
+        raise LotRefused(f"{lot} has no titer on record, and the MOI is calculated from it. "
                          "The site administrator must enter the titer from the certificate of analysis.", lot=lot)
     return lot, deviation
 
@@ -87,7 +88,7 @@ def lot_for_step(*, batch: Batch, definition: StepDefinition, barcode: str):
 
 
 def _clean_lot_fields(*, material_type, name, lot_number, barcode, expiry_date, titer_tu_per_ml) -> dict:
-    fields = {
+    fields: dict[str, Any] = {
         "material_type": clean_text(material_type, field="Material type", max_length=60, required=True),
         "name": clean_text(name, field="Name", max_length=200, required=True),
         "lot_number": clean_text(lot_number, field="Lot number", max_length=64, required=True),

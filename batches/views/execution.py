@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from batches import selectors
 from batches.calculations import REGISTRY, calculation_run
 from batches.charts import expansion_chart_svg, expansion_points
-from batches.exceptions import ConfirmationRequired
+from batches.exceptions import ConfirmationRequired, IdentityMismatch
 from batches.models import (
     BatchState,
     DeviationClass,
@@ -45,6 +45,8 @@ from carmfg.esign.selectors import signatures_for_record
 from carmfg.exceptions import GMPError
 
 PAGE_SIZE = 25
+SCAN_FIELDS = ("lot_barcode", "equipment_code", "scanned_code")
+SCAN_REFUSALS = (LotRefused, EquipmentRefused, IdentityMismatch)
 
 
 def _site(request: HttpRequest):
@@ -71,7 +73,7 @@ def _int(value, default=None):
         return default
 
 
-STATE_BADGE = {
+STATE_BADGE: dict[str, str] = {
     BatchState.PLANNED: "neutral", BatchState.IN_PROCESS: "info", BatchState.AWAITING_RELEASE: "warn",
     BatchState.PROVISIONALLY_RELEASED: "ok", BatchState.RELEASED: "ok", BatchState.ON_HOLD: "danger",
     BatchState.REJECTED: "danger", BatchState.CANCELLED: "neutral",
@@ -204,13 +206,15 @@ def _refused(request, batch, action: dict, exc: GMPError) -> HttpResponse:
     if isinstance(exc, ConfirmationRequired):
         action["confirm"] = exc
     if isinstance(exc, LotRefused | EquipmentRefused) and exc.definition is not None:
-        thing = getattr(exc, "lot", None) or getattr(exc, "equipment", None)
-        action["request_use"] = {
-            "thing": thing, "definition": exc.definition,
-            "form": f.RequestUseForm(initial={
-                "lot_barcode": thing.barcode if isinstance(exc, LotRefused) else "",
-                "equipment_code": thing.asset_id if isinstance(exc, EquipmentRefused) else ""}),
-        }
+        lot = exc.lot if isinstance(exc, LotRefused) else None
+        equipment = exc.equipment if isinstance(exc, EquipmentRefused) else None
+        thing = lot or equipment
+        if thing is not None:
+            action["request_use"] = {
+                "thing": thing, "definition": exc.definition,
+                "form": f.RequestUseForm(initial={"lot_barcode": lot.barcode if lot else "",
+                                                  "equipment_code": equipment.asset_id if equipment else ""}),
+            }
     return _render_detail(request, batch, action=action, status=exc.status_code)
 
 
@@ -243,12 +247,18 @@ def step_record_view(request: HttpRequest, pk: int, step_pk: int) -> HttpRespons
             expected_occurrence=data.get("expected_occurrence") or 0, comment=data.get("comment") or "",
             **form.service_kwargs())
     except GMPError as exc:
-        action["form"] = f.StepForm(request.POST, definition=definition,
+        data = request.POST.copy()
+        if isinstance(exc, SCAN_REFUSALS):
+            # The refused code is named in the message; the field is emptied for the next scan
+            # (a scanner types into it: it must not append to the refused code).
+            for name in SCAN_FIELDS:
+                data.pop(name, None)
+        action["form"] = f.StepForm(data, definition=definition,
                                     ask_confirmation=confirming or isinstance(exc, ConfirmationRequired))
         action["form"].is_valid()
         return _refused(request, batch, action, exc)
     suffix = f" #{saved.occurrence}" if definition.repeatable else ""
-    if saved.deviation_id and saved.limit_result == "action":
+    if saved.deviation is not None and saved.limit_result == "action":
         messages.warning(request, f"Recorded out of limits: {definition.title}{suffix}. Deviation "
                                   f"{saved.deviation.number} was raised.")
     else:

@@ -73,15 +73,15 @@ class StepForm(forms.Form):
             self.fields["reason"].required = True
         if "confirmed" in self.fields:
             self.fields["comment"].label = "Comment (required to confirm)"
-        first = next((n for n in ("value", "lot_barcode", "equipment_code", "scanned_code") if n in self.fields), None)
-        if first is None:
-            first = "password"
+        first: str = next((n for n in ("value", "lot_barcode", "equipment_code", "scanned_code") if n in self.fields),
+                          "password")
         self.fields[first].widget.attrs["autofocus"] = True
 
     def service_kwargs(self) -> dict:
         data = self.cleaned_data
-        out = {name: data.get(name) for name in ("value", "lot_barcode", "equipment_code", "scanned_code", "quantity")
-               if name in self.fields}
+        out: dict[str, object] = {name: data.get(name) for name in
+                                  ("value", "lot_barcode", "equipment_code", "scanned_code", "quantity")
+                                  if name in self.fields}
         if "unit" in self.fields:
             out["unit"] = data.get("unit") if data.get("unit") not in (None, "") else None
         out["confirmed"] = bool(data.get("confirmed"))
@@ -116,7 +116,7 @@ class BatchFilterForm(forms.Form):
 
     def __init__(self, *args, states, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["state"].choices = [("", "All states"), *states]
+        self.fields["state"].choices = [("", "All states"), *states]  # type: ignore[attr-defined]
 
 
 # --- deviations -----------------------------------------------------------------------------------
@@ -130,7 +130,7 @@ class DeviationRaiseForm(forms.Form):
 
     def __init__(self, *args, batches, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["batch"].choices = [("", "— none —"), *((str(b.pk), b.number) for b in batches)]
+        self.fields["batch"].choices = [("", "— none —"), *((str(b.pk), b.number) for b in batches)]  # type: ignore[attr-defined]
 
 
 class DeviationUpdateForm(forms.Form):

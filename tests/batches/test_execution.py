@@ -27,7 +27,7 @@ from batches.models import (
     StepRecord,
     StepStatus,
 )
-from batches.progress import load_plan
+from batches.progress import RecordState, load_plan
 from batches.services.deviations import deviation_approve_use, deviation_request_use
 from batches.services.equipment import equipment_update
 from batches.services.execution import (
@@ -67,6 +67,17 @@ def good(batch, code, actor):
 def advance(batch, technician, verifier, *, stop_before, **kwargs):
     return run_good_steps(batch=batch, technician=technician, verifier=verifier, password=PASSWORD,
                           stop_before=stop_before, **kwargs)
+
+
+def latest(batch, code) -> RecordState:
+    state = load_plan(batch).by_code[code].latest
+    assert state is not None
+    return state
+
+
+def signer_of(signature_state):
+    assert signature_state is not None
+    return signature_state.signature.signer
 
 
 def records_of(batch, code):
@@ -238,7 +249,7 @@ def test_an_expired_lot_cannot_be_used_without_an_approved_deviation(batch, tech
         record(batch, "transact", technician, lot_barcode="LOT-TA-7318")
 
     assert not records_of(batch, "transact")
-    blocked = AuditEvent.objects.filter(action=Action.BLOCKED, actor=technician).last()
+    blocked = AuditEvent.objects.filter(action=Action.BLOCKED, actor=technician).order_by("-seq")[0]
     assert blocked.changes["lot_barcode"] == "LOT-TA-7318"
 
 
@@ -264,7 +275,7 @@ def test_a_lot_of_another_material_or_an_unknown_barcode_is_refused(batch, techn
 
     with pytest.raises(MaterialNotUsable, match="this step needs transact"):
         record(batch, "transact", technician, lot_barcode="LOT-IL7-0311")
-    with pytest.raises(MaterialNotUsable, match="no lot"):
+    with pytest.raises(MaterialNotUsable, match="No lot"):
         record(batch, "transact", technician, lot_barcode="NOT-A-LOT")
 
 
@@ -345,9 +356,9 @@ def test_a_second_person_verifies_a_step(batch, technician, verifier):
 
     step_verify(actor=verifier, record=saved, password=PASSWORD, expected_version=saved.version)
 
-    state = load_plan(batch).by_code["line_clearance"].latest
-    assert state.performed.signature.signer == technician
-    assert state.verified.signature.signer == verifier
+    state = latest(batch, "line_clearance")
+    assert signer_of(state.performed) == technician
+    assert signer_of(state.verified) == verifier
 
 
 def test_a_correction_needs_a_reason(batch, technician, verifier):
@@ -373,7 +384,7 @@ def test_a_correction_keeps_the_original_and_voids_and_asks_again_for_signatures
     correction = StepCorrection.objects.get(step_record=volume)
     assert correction.old_content["value"] == "212.000000"
     assert correction.new_content["value"] == "221.000000"
-    state = load_plan(batch).by_code["apheresis_volume_ml"].latest
+    state = latest(batch, "apheresis_volume_ml")
     assert state.performed is not None
     assert any(s.status == "voided" and s.signature.meaning == Meaning.PERFORMED for s in state.signatures)
     assert AuditEvent.objects.filter(action=Action.UPDATE, object_id=str(volume.pk),
@@ -387,11 +398,11 @@ def test_a_corrected_step_must_be_verified_again(batch, technician, verifier):
     corrected = step_correct(actor=technician, record=saved, password=PASSWORD, reason="Comment added",
                              expected_version=saved.version, comment="Room B2")
 
-    state = load_plan(batch).by_code["line_clearance"].latest
+    state = latest(batch, "line_clearance")
     assert state.verified is None
     assert state.needs_verification
     step_verify(actor=verifier, record=corrected, password=PASSWORD, expected_version=corrected.version)
-    assert load_plan(batch).by_code["line_clearance"].latest.verified is not None
+    assert latest(batch, "line_clearance").verified is not None
 
 
 def test_a_stale_correction_is_refused(batch, technician, verifier):
@@ -459,21 +470,25 @@ def test_correcting_an_input_makes_its_calculation_stale_until_recalculated(batc
                  expected_version=volume.version, value="2.40", unit="mL")
 
     moi = StepRecord.objects.get(batch=batch, definition__code="moi")
-    assert load_plan(batch).by_code["moi"].latest.stale_inputs
+    assert latest(batch, "moi").stale_inputs
     recalculated = step_correct(actor=technician, record=moi, password=PASSWORD, reason="Input corrected",
                                 expected_version=moi.version)
 
     assert recalculated.value == Decimal("6.00")
-    assert not load_plan(batch).by_code["moi"].latest.stale_inputs
+    assert not latest(batch, "moi").stale_inputs
 
 
 def test_the_daily_count_repeats_until_the_stage_moves_on(batch, technician, verifier):
     advance(batch, technician, verifier, stop_before="fold_expansion", expansion_days=3)
     plan = load_plan(batch)
     assert plan.by_code["daily_viable_cells"].count == 3
-    assert plan.cycle_continuation.definition.code == "daily_viable_cells"
-    assert (plan.next_step.definition.code, plan.next_step.next_occurrence) == ("daily_viable_cells", 4)
-    assert plan.move_on_step.definition.code == "fold_expansion"
+    cont, nxt, move_on = plan.cycle_continuation, plan.next_step, plan.move_on_step
+    assert cont is not None
+    assert nxt is not None
+    assert move_on is not None
+    assert cont.definition.code == "daily_viable_cells"
+    assert (nxt.definition.code, nxt.next_occurrence) == ("daily_viable_cells", 4)
+    assert move_on.definition.code == "fold_expansion"
 
     good(batch, "daily_viable_cells", technician)  # day 4 opened
     with pytest.raises(OutOfOrder, match="#4"):

@@ -27,8 +27,10 @@ def test_a_demo_batch_runs_end_to_end_and_awaits_release(shipped_mbr, demo_mater
     for state in plan.steps:
         assert state.count >= 1, state.definition.code
         for rec in state.records:
+            assert rec.performed is not None
             assert rec.performed.signature.signer == technician
             if state.definition.requires_verification:
+                assert rec.verified is not None
                 assert rec.verified.signature.signer == verifier
     assert {s.definition.kind for s in plan.steps} == set(StepKind.values)
     assert plan.by_code["daily_viable_cells"].count == 8  # days 3 to 10
