@@ -159,7 +159,37 @@ EQUIPMENT_FOR = {"biosafety_cabinet": "BSC-02", "cell_processor": "PRODIGY-01", 
                  "flow_cytometer": "FACS-1"}
 
 
-def step_inputs(state, batch: Batch, *, daily_counts=DAILY_COUNTS) -> dict:
+def label_scan(batch: Batch, container_type: str, *, actor, index: int = 0) -> str:
+    """What scanning the DataMatrix of the batch's ``index``-th label of ``container_type``
+    gives; the label is printed and applied first (by ``actor``, through the label
+    services) when there is none yet, as on the floor."""
+    from django.utils import timezone
+
+    from batches.isbt128 import parse_din
+    from batches.models import ContainerType, Label, LabelStatus
+    from batches.scans import label_scan_data
+    from batches.services.labels import label_apply, labels_print
+
+    def live():
+        return list(Label.objects.filter(donation=batch.donation, container_type=container_type)
+                    .exclude(status=LabelStatus.DESTROYED).order_by("pk"))
+
+    labels = live()
+    if len(labels) <= index:
+        if container_type == ContainerType.FINAL_PRODUCT_BAG:
+            labels_print(actor=actor, donation=batch.donation, container_type=container_type,
+                         expires_at=timezone.now() + dt.timedelta(days=3))
+        else:
+            labels_print(actor=actor, donation=batch.donation, container_type=container_type,
+                         quantity=index + 1 - len(labels))
+        labels = live()
+    label = labels[index]
+    if label.status == LabelStatus.PRINTED:
+        label = label_apply(actor=actor, label=label)
+    return label_scan_data(parse_din(batch.donation.din), label.container_code)
+
+
+def step_inputs(state, batch: Batch, *, actor=None, daily_counts=DAILY_COUNTS) -> dict:
     """What a technician enters for ``state`` (a ``StepState``) in a good run."""
     definition = state.definition
     kind = definition.kind
@@ -173,7 +203,8 @@ def step_inputs(state, batch: Batch, *, daily_counts=DAILY_COUNTS) -> dict:
     if kind == StepKind.EQUIPMENT:
         return {"equipment_code": EQUIPMENT_FOR[definition.equipment_type]}
     if kind in (StepKind.SCAN, StepKind.SAMPLE):
-        return {"scanned_code": "=" + batch.donation.din + "00"}
+        index = state.count if definition.repeatable else 0
+        return {"scanned_code": label_scan(batch, definition.container_type, actor=actor, index=index)}
     return {}
 
 
@@ -194,12 +225,16 @@ def run_good_steps(*, batch: Batch, technician, verifier, password: str, stop_be
                         expected_version=record_state.record.version)
         plan = load_plan(batch)
         state = plan.next_step
-        if state is not None and state is plan.cycle_continuation and state.count >= expansion_days:
-            state = plan.move_on_step  # the culture ends: on to the step after the daily counts
+        if state is not None and state is plan.cycle_continuation:
+            # Daily counts until the culture ends; one bag scan per fraction.
+            wanted = len(batch.product.fraction_percents or [100]) if state.definition.kind == StepKind.SCAN \
+                else expansion_days
+            if state.count >= wanted:
+                state = plan.move_on_step
         if state is None or state.definition.code == stop_before:
             break
         step_record(actor=technician, batch=batch, definition=state.definition, password=password,
-                    expected_occurrence=state.next_occurrence, **step_inputs(state, batch))
+                    expected_occurrence=state.next_occurrence, **step_inputs(state, batch, actor=technician))
     batch.refresh_from_db()
     return batch
 

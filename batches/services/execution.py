@@ -35,7 +35,6 @@ from batches.exceptions import (
     NotReady,
     OutOfOrder,
 )
-from batches.isbt128 import parse_din
 from batches.models import (
     Batch,
     BatchState,
@@ -51,6 +50,7 @@ from batches.models import (
 )
 from batches.progress import Plan, input_snapshot, load_plan
 from batches.quantities import check_decimal_places, format_value, parse_decimal, round_to
+from batches.services.custody import Refusal, identify_label, refuse
 from batches.services.deviations import deviation_raise
 from batches.services.equipment import equipment_for_step
 from batches.services.materials import lot_for_step
@@ -138,18 +138,25 @@ def _scan_text(value, field: str) -> str:
     return clean_text(value, field=field, max_length=SCAN_MAX, required=True)
 
 
-def _check_identity(batch: Batch, scanned: str) -> str:
+class _LabelRefused(IdentityMismatch):
+    """A scanned label that is not the container the step expects; carries the chain-of-
+    identity refusal so that it is audited on the donation like every other blocked scan."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+        super().__init__(expected=refusal.expected, scanned=refusal.scanned, cause=refusal.cause,
+                         message=f"{refusal.cause} Expected {refusal.expected}; scanned {refusal.scanned}. "
+                                 "The step is blocked.")
+
+
+def _check_label(batch: Batch, definition: StepDefinition, scanned: str) -> str:
+    """The same identity check as every custody scan: this donation's applied label, on a
+    container of the type the step names. Anything else blocks."""
     try:
-        din = parse_din(scanned)
-    except InvalidInput as exc:
-        raise IdentityMismatch(expected=batch.donation.din, scanned=scanned,
-                               message=f"The scanned label is not a DIN of this batch: {exc.message}") from None
-    if din.din13 != batch.donation.din:
-        raise IdentityMismatch(
-            expected=batch.donation.din, scanned=din.din13,
-            message=f"Wrong container: this batch is DIN {batch.donation.din}, the label scanned is {din.din13}. "
-                    "The step is blocked. Put the container aside and tell your supervisor.")
-    return din.din13
+        label = identify_label(donation=batch.donation, scanned_code=scanned, containers=[definition.container_type])
+    except Refusal as refusal:
+        raise _LabelRefused(refusal) from None
+    return f"{batch.donation.din} · {label.container_code}"
 
 
 def _calculate(plan: Plan, definition: StepDefinition) -> tuple[Decimal, dict, dict]:
@@ -167,6 +174,10 @@ def _calculate(plan: Plan, definition: StepDefinition) -> tuple[Decimal, dict, d
 
 
 def _audit_block(actor, batch: Batch, definition: StepDefinition, exc: Exception, attempted: dict) -> None:
+    if isinstance(exc, _LabelRefused):
+        # Audited on the donation (and on the other patient's, if the label is theirs), then raised.
+        refuse(actor=actor, donation=batch.donation, refusal=exc.refusal,
+               context=f"Batch {batch.number}: {definition.title}", step=definition.code)
     with transaction.atomic():
         audit_record(actor=actor, action=Action.BLOCKED, obj=batch,
                      object_repr=f"{batch.number} · {definition.title}",
@@ -220,7 +231,7 @@ def _fill(record: StepRecord, definition: StepDefinition, *, batch: Batch, plan:
     elif kind in (StepKind.SCAN, StepKind.SAMPLE):
         scanned = _scan_text(scanned_code, "Scanned label")
         attempted["scanned"] = scanned
-        record.value_text = _check_identity(batch, scanned)
+        record.value_text = _check_label(batch, definition, scanned)
         if kind == StepKind.SAMPLE:
             record.value_text += " · tests: " + ", ".join(definition.sample_tests)
 
@@ -381,7 +392,7 @@ def step_correct(
     try:
         with transaction.atomic():
             batch = _lock_batch(record.batch, CORRECTING_STATES)
-            locked = StepRecord.objects.select_for_update().select_related("deviation").get(pk=record.pk)
+            locked = StepRecord.objects.select_for_update(of=("self",)).select_related("deviation").get(pk=record.pk)
             if locked.version != expected_version:
                 raise StaleRecord("This step was changed by someone else since you opened it. Reload and check it "
                                   "before correcting.")

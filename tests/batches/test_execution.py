@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from batches.demo_mbr import run_good_steps, step_inputs
+from batches.demo_mbr import label_scan, run_good_steps, step_inputs
 from batches.exceptions import (
     ConfirmationRequired,
     EquipmentNotUsable,
@@ -61,7 +61,7 @@ def record(batch, code, actor, **inputs):
 
 def good(batch, code, actor):
     state = load_plan(batch).by_code[code]
-    return record(batch, code, actor, **step_inputs(state, batch))
+    return record(batch, code, actor, **step_inputs(state, batch, actor=actor))
 
 
 def advance(batch, technician, verifier, *, stop_before, **kwargs):
@@ -327,15 +327,41 @@ def test_equipment_out_of_service_or_past_maintenance_is_refused(batch, technici
         record(batch, "cell_processor", technician, equipment_code="PRODIGY-01")
 
 
-def test_scanning_another_donations_label_blocks_the_step_and_is_logged(batch, technician, verifier):
+def test_scanning_another_donations_label_blocks_the_step_and_is_logged(batch, technician, verifier, make_batch):
+    other = make_batch(batch.product)
+    other_bag = label_scan(other, "apheresis_bag", actor=technician)
     advance(batch, technician, verifier, stop_before="apheresis_bag_scan")
-    other = "=W000126999999" + "00"
 
-    with pytest.raises(IdentityMismatch, match="Wrong container"):
-        record(batch, "apheresis_bag_scan", technician, scanned_code=other)
+    with pytest.raises(IdentityMismatch, match="another donation"):
+        record(batch, "apheresis_bag_scan", technician, scanned_code=other_bag)
 
     assert not records_of(batch, "apheresis_bag_scan")
-    assert AuditEvent.objects.filter(action=Action.BLOCKED, object_id=str(batch.pk)).exists()
+    blocked = AuditEvent.objects.filter(action=Action.BLOCKED, object_type="batches.donation")
+    assert blocked.filter(object_id=str(batch.donation.pk)).exists()
+    assert blocked.filter(object_id=str(other.donation.pk)).exists()  # the other patient's record shows it too
+
+
+@pytest.mark.parametrize(("scan", "message"), [
+    ("din_only", "Only the DIN was scanned"),
+    ("qc_sample", "Wrong container"),
+    ("printed_not_applied", "never recorded as applied"),
+])
+def test_a_scan_step_needs_this_donations_applied_label_on_the_right_container(batch, technician, verifier, scan,
+                                                                            message):
+    from batches.services.labels import labels_print
+
+    advance(batch, technician, verifier, stop_before="apheresis_bag_scan")
+    if scan == "din_only":
+        code = "=" + batch.donation.din + "00"
+    elif scan == "qc_sample":
+        code = label_scan(batch, "qc_sample", actor=technician)
+    else:
+        labels, _ = labels_print(actor=technician, donation=batch.donation, container_type="apheresis_bag")
+        code = "=" + batch.donation.din + "00/" + labels[0].container_code
+
+    with pytest.raises(IdentityMismatch, match=message):
+        record(batch, "apheresis_bag_scan", technician, scanned_code=code)
+    assert not records_of(batch, "apheresis_bag_scan")
 
 
 # --- signatures, verification, corrections -----------------------------------------------------------

@@ -54,7 +54,9 @@ def test_a_demo_batch_runs_end_to_end_and_awaits_release(shipped_mbr, demo_mater
                for r in StepRecord.objects.filter(batch=batch))
     assert value("vector_lot").material_lot.lot_number == "LV-CD19-023"
     assert value("cell_processor").equipment.asset_id == "PRODIGY-01"
-    assert value("apheresis_bag_scan").value_text == batch.donation.din
+    assert value("apheresis_bag_scan").value_text == f"{batch.donation.din} · AB-1"
+    assert [r.value_text for r in StepRecord.objects.filter(batch=batch, definition__code="final_bag_scan")
+            .order_by("occurrence")] == [f"{batch.donation.din} · FP-{n}" for n in (1, 2, 3)]
 
     batch.refresh_from_db()
     batch_complete(actor=technician, batch=batch, expected_version=batch.version)

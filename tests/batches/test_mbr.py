@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from batches.demo_mbr import shipped_mbr_data
+from batches.demo_mbr import label_scan, shipped_mbr_data
 from batches.exceptions import NotReady
 from batches.models import LimitResult, MasterBatchRecord, MbrStatus, StepDefinition, StepKind
 from batches.progress import load_plan
@@ -199,7 +199,8 @@ def test_a_new_version_never_changes_a_running_batch(shipped_mbr, site_admin, qp
     assert batch.mbr_id == shipped_mbr.pk
     assert "extra_check" not in plan.by_code
     # 212 mL is within version 1's limits (alert ≥ 100 mL), though not within version 2's.
-    for code, inputs in [("line_clearance", {}), ("apheresis_bag_scan", {"scanned_code": "=" + batch.donation.din + "00"}),
+    bag = label_scan(batch, "apheresis_bag", actor=technician)
+    for code, inputs in [("line_clearance", {}), ("apheresis_bag_scan", {"scanned_code": bag}),
                          ("bsc", {"equipment_code": "BSC-02"}), ("cell_counter", {"equipment_code": "NC-200-1"})]:
         state = load_plan(batch).by_code[code]
         step_record(actor=technician, batch=batch, definition=state.definition, password=PASSWORD,

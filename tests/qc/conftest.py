@@ -172,7 +172,7 @@ def make_batch(site, product, mbr, technician, verifier):
             state=BatchState.IN_PROCESS, created_at=now - dt.timedelta(days=10), started_at=now - dt.timedelta(days=10),
         )
         inputs = {"harvest_car_pos": {"value": str(harvest_car_cells), "unit": "cells"},
-                  "qc_sampling": {"scanned_code": din13}}
+                  "qc_sampling": {"scanned_code": f"={din13}00/QC-1"}}  # the QC-1 label's DataMatrix
         for definition in StepDefinition.objects.filter(stage__mbr=mbr).order_by("stage__order", "order"):
             record = step_record(actor=technician, batch=batch, definition=definition, password=PASSWORD,
                                  expected_occurrence=1, **inputs.get(definition.code, {}))
