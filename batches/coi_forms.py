@@ -4,9 +4,11 @@ activates it) and stored in UTC."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 
-from batches.models import ContainerType, DeviationClass
+from batches.models import ContainerType, DeviationClass, Product
 from carmfg.textinput import REASON_MAX_LENGTH
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -64,7 +66,7 @@ class PatientEditForm(PatientForm, ChangeForm):
 
 
 class OrderForm(forms.Form):
-    product = forms.ModelChoiceField(queryset=None, empty_label=None)
+    product = forms.ModelChoiceField(queryset=Product.objects.none(), empty_label=None)
     indication = forms.CharField(max_length=200)
     treating_physician = forms.CharField(max_length=200)
     physician_email = forms.EmailField(required=False, max_length=254,
@@ -78,7 +80,7 @@ class OrderForm(forms.Form):
 
     def __init__(self, *args, products, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["product"].queryset = products
+        cast(forms.ModelChoiceField, self.fields["product"]).queryset = products
 
 
 class OrderEditForm(OrderForm, ChangeForm):
@@ -170,6 +172,6 @@ class InfusionForm(forms.Form):
 
     def __init__(self, *args, fractions: list[tuple[int, str]], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["fraction_number"].choices = fractions
+        cast(forms.ChoiceField, self.fields["fraction_number"]).choices = fractions
         chain_enter(self, ["bag_scanned_code", "wristband_scanned_code"])
 

@@ -80,6 +80,11 @@ def container_type_of(code: str) -> ContainerType:
     return _TYPE_BY_PREFIX[match.group(1)]
 
 
+def din_of(donation) -> Din:
+    """The ``Din`` of a donation record, with the flags its labels print."""
+    return Din(facility=donation.din[:5], year=donation.din[5:7], sequence=donation.din[7:], flags=donation.flags)
+
+
 def label_scan_data(din: Din, code: str) -> str:
     """What the DataMatrix of the label of container ``code`` encodes."""
     container_type_of(code)

@@ -22,6 +22,7 @@ from batches.selectors import (
     intake_for_donation,
     label_list_for_donation,
 )
+from batches.services.intake import cells_text
 from carmfg.esign.selectors import signatures_for_record
 
 
@@ -80,9 +81,10 @@ def coi_timeline(donation: Donation) -> list[Entry]:
         entries.append(Entry(
             at=event.performed_at, kind="custody", title=event.get_step_display(), who=_name(event.performed_by),
             where=event.location, temperature_c=event.temperature_c, scanned=event.scanned_code, result="matched",
-            details=[f"Container {event.label.container_code}" if event.label_id else "", event.note],
+            details=[f"Container {event.label.container_code}" if event.label is not None else "", event.note],
         ))
     intake = intake_for_donation(donation)
+    decided_by = ""
     if intake is not None:
         failed = [f"{c['label']}: {c['value']} (limit {c['limit']})" for c in intake.evaluation.values() if not c["met"]]
         entries.append(Entry(
@@ -91,7 +93,7 @@ def coi_timeline(donation: Donation) -> list[Entry]:
             details=[
                 f"Collected {_local(intake.collection_started_at, zone)} to {_local(intake.collection_ended_at, zone)}, "
                 f"received {_local(intake.received_at, zone)}",
-                f"{intake.volume_ml} mL, WBC {intake.wbc_10e3_per_ul} ×10³/µL, CD3+ {intake.cd3_cells_total:.2E}, "
+                f"{intake.volume_ml} mL, WBC {intake.wbc_10e3_per_ul} ×10³/µL, CD3+ {cells_text(intake.cd3_cells_total)}, "
                 f"{intake.transport_temperature_c} °C in transport, bag {'intact' if intake.bag_intact else 'NOT intact'}",
                 "Within all acceptance criteria" if intake.meets_criteria else "Outside criteria: " + "; ".join(failed),
             ],
@@ -99,6 +101,7 @@ def coi_timeline(donation: Donation) -> list[Entry]:
         if intake.outcome in (IntakeOutcome.ACCEPTED_WITH_DEVIATION, IntakeOutcome.REJECTED):
             for view in signatures_for_record(intake):
                 sig = view.signature
+                decided_by = sig.signer_name
                 entries.append(Entry(
                     at=sig.signed_at, kind="decision", title=f"Intake {intake.get_outcome_display().lower()}",
                     who=sig.signer_name, details=[f"Reason: {intake.decision_reason}",
@@ -106,8 +109,11 @@ def coi_timeline(donation: Donation) -> list[Entry]:
                 ))
     batch = batch_for_donation(donation)
     if batch is not None:
+        # Made by the acceptance: the technician's intake within criteria, or the QP's signed decision.
+        accepted_by = decided_by or (_name(intake.recorded_by) if intake is not None else "system")
         entries.append(Entry(
-            at=batch.created_at, kind="batch", title=f"Batch {batch.number} created", who="system",
+            at=batch.created_at, kind="batch", title=f"Batch {batch.number} created on acceptance",
+            who=accepted_by,
             details=[f"Pinned to {batch.mbr.title} v{batch.mbr.version}", f"Now {batch.get_state_display().lower()}"],
         ))
         for infusion in infusion_list_for_batch(batch):
@@ -117,14 +123,14 @@ def coi_timeline(donation: Donation) -> list[Entry]:
                 who=_name(infusion.recorded_by), scanned=infusion.bag_scanned_code, result="matched",
                 details=["Bag and wristband matched the order", infusion.note],
             ))
-    for event in blocked_event_list_for_donation(donation):
-        changes = event.changes or {}
+    for refused in blocked_event_list_for_donation(donation):
+        changes = refused.changes or {}
         context = changes.get("context", "")
         step = changes.get("step", "")
         entries.append(Entry(
-            at=event.occurred_at, kind="blocked",
-            title=f"BLOCKED: {context}" + (f" ({step.replace('_', ' ')})" if step else ""),
-            who=event.actor_name or event.actor_username or "system", scanned=changes.get("scanned", ""),
+            at=refused.occurred_at, kind="blocked",
+            title=f"{context.capitalize()} refused" + (f" ({step.replace('_', ' ')})" if step else ""),
+            who=refused.actor_name or refused.actor_username or "system", scanned=changes.get("scanned", ""),
             result="blocked",
             details=[changes.get("cause", ""), f"Expected {changes.get('expected', '')}"],
         ))

@@ -257,7 +257,7 @@ def custody_record_matched(*, actor, donation: Donation, label: Label, step: str
 def custody_content(event: CustodyEvent) -> dict:
     return {
         "step": event.step, "din": event.donation.din,
-        "container": event.label.container_code if event.label_id else "",
+        "container": event.label.container_code if event.label is not None else "",
         "scanned_code": event.scanned_code, "location": event.location,
         "temperature_c": event.temperature_c, "note": event.note, "matched": True,
     }

@@ -89,8 +89,17 @@ def _moment(value, *, field: str, label: str, now: dt.datetime) -> dt.datetime:
     return value
 
 
-def _fmt(number: Decimal) -> str:
-    return f"{number:,}".replace(",", " ")
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def cells_text(number: Decimal | int) -> str:
+    """``3.2 × 10⁹``: how cell counts are written and read."""
+    number = Decimal(str(number))
+    if number == 0:
+        return "0"
+    exponent = number.adjusted()
+    mantissa = (number.scaleb(-exponent)).quantize(Decimal("0.01")).normalize()
+    return f"{mantissa:f} × 10{str(exponent).translate(_SUPERSCRIPT)}"
 
 
 def intake_evaluate(criteria: IntakeCriteria, *, cd3_cells_total: Decimal, transport_temperature_c: Decimal,
@@ -100,7 +109,8 @@ def intake_evaluate(criteria: IntakeCriteria, *, cd3_cells_total: Decimal, trans
     hours = hours.quantize(Decimal("0.1"))
     return {
         "cd3_cells_total": {
-            "label": "CD3+ cells (total)", "value": f"{cd3_cells_total:.2E}", "limit": f"≥ {criteria.min_cd3_cells:.2E}",
+            "label": "CD3+ cells (total)", "value": cells_text(cd3_cells_total),
+            "limit": f"≥ {cells_text(criteria.min_cd3_cells)}",
             "met": cd3_cells_total >= criteria.min_cd3_cells,
         },
         "transport_temperature_c": {
@@ -205,7 +215,7 @@ def intake_record(
             audit_record(actor=actor, action=Action.CREATE, obj=intake, changes=intake_content(intake))
             custody_record_matched(actor=actor, donation=locked, label=label, step=CustodyStep.RECEIPT,
                                    scanned_code=label_scanned_code, location=location, temperature_c=temperature,
-                                   note=f"Apheresis intake: received {received.isoformat(timespec='minutes')}")
+                                   note="Scanned with the apheresis intake")
             if meets:
                 _batch_create(actor=actor, intake=intake, order=order)
                 order_set_status(actor=actor, order=order, status=OrderStatus.IN_MANUFACTURING)

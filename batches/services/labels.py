@@ -16,10 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from batches.exceptions import NotReady
-from batches.isbt128 import Din
 from batches.labels import LabelData, render_labels_pdf
 from batches.models import ContainerType, Donation, Label, LabelStatus
-from batches.scans import container_code, container_number
+from batches.scans import container_code, container_number, din_of
 from carmfg.accounts.permissions import SitePerm, has_site_perm
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
@@ -141,7 +140,7 @@ def label_data(label: Label) -> LabelData:
     intake = getattr(donation, "intake", None)
     collected = intake.collection_ended_at if intake is not None else (donation.collection_date or donation.created_at)
     return LabelData(
-        din=Din(facility=donation.din[:5], year=donation.din[5:7], sequence=donation.din[7:], flags=donation.flags),
+        din=din_of(donation),
         container_type=ContainerType(label.container_type),
         container_code=label.container_code,
         product_name=product.name,

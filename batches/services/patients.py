@@ -28,6 +28,9 @@ EARLIEST_BIRTH_YEAR = 1900
 WEIGHT_MIN_KG = Decimal("0.5")
 WEIGHT_MAX_KG = Decimal("400")
 DOSE_MAX_CELLS_PER_KG = Decimal("1e10")
+# SiteCounter keys: one DIN sequence per facility and year, whoever issues the DIN.
+DIN_COUNTER_KEY = "DIN"
+PATIENT_COUNTER_KEY = "PT"
 _INITIALS_RE = re.compile(r"[A-Z][A-Z.\- ]{0,3}")
 _CODE_RE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: what a barcode carries
 
@@ -88,7 +91,7 @@ def _date(value, *, field: str, label: str) -> dt.date:
 
 
 def _clean_patient(site, values: dict) -> dict:
-    out = {}
+    out: dict[str, object] = {}
     if "initials" in values:
         out["initials"] = _initials(values["initials"])
     if "birth_year" in values:
@@ -136,7 +139,7 @@ def patient_create(*, actor, site, initials, birth_year, hospital_record_number,
         _duplicate(site, **values)
         year = site_today(site).year
         # Short enough for the label (16 characters), meaningless outside the site.
-        pseudonym = f"PT-{year}-{next_number(site=site, key='patient', year=year):04d}"
+        pseudonym = f"PT-{year}-{next_number(site=site, key=PATIENT_COUNTER_KEY, year=year):04d}"
         try:
             with transaction.atomic():
                 patient = Patient.objects.create(site=site, pseudonym=pseudonym, **values)
@@ -307,7 +310,7 @@ def donation_register(*, actor, order: Order, collection_date=None) -> Donation:
             raise InvalidTransition(f"The collection of order {locked.number} is already registered "
                                     f"(the order is {locked.get_status_display().lower()}).")
         # The DIN's year is the facility's calendar year, as on its labels.
-        sequence = next_number(site=site, key="din", year=day.year)
+        sequence = next_number(site=site, key=DIN_COUNTER_KEY, year=day.year)
         din = next_din(site.facility_identification_number, day.year, sequence - 1)
         donation = Donation.objects.create(
             site=site, order=locked, din=din.din13, flags=din.barcode_flags, check_character=din.check,

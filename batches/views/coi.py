@@ -277,7 +277,7 @@ def collection_register(request, pk: int):
     order = order_get_for_user(request.user, pk)
     form = f.CollectionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Day of apheresis: " + " ".join(form.errors.get("collection_date", ["invalid."])))
+        messages.error(request, "Day of apheresis: " + " ".join(str(e) for e in form.errors.get("collection_date", ["invalid."])))
         return redirect("batches:order_detail", pk=order.pk)
     try:
         donation = donation_register(actor=request.user, order=order, collection_date=form.cleaned_data["collection_date"])
@@ -300,8 +300,9 @@ def labels_print_view(request, pk: int):
     with timezone.override(donation.site.zone):
         valid = form.is_valid()
     if not valid:
-        errors = "; ".join(f"{form.fields[name].label or name}: {' '.join(errs)}" if name in form.fields else " ".join(errs)
-                           for name, errs in form.errors.items())
+        errors = "; ".join(
+            (f"{form.fields[name].label or name}: " if name in form.fields else "") + " ".join(str(e) for e in errs)
+            for name, errs in form.errors.items())
         messages.error(request, f"Nothing was printed. {errors}")
         return back
     data = form.cleaned_data
@@ -385,12 +386,14 @@ def custody_scan_view(request, pk: int, step: str):
         except GMPError as exc:
             _form_error(form, exc)
         else:
-            messages.success(request, f"{event.get_step_display()}: {event.label.container_code} of "
+            code = event.label.container_code if event.label is not None else ""
+            messages.success(request, f"{event.get_step_display()}: {code} of "
                                       f"{donation.din_display} matched and recorded.")
             return redirect("batches:custody_scan", pk=donation.pk, step=step)
     return render(request, "batches/coi/custody_scan.html", {
         "donation": donation, "order": donation.order, "step": CustodyStep(step), "rule": rule, "form": form,
         "blocked": blocked, "retry_url": reverse("batches:custody_scan", args=[donation.pk, step]),
+        "blocked_context": f"Custody scan · {CustodyStep(step).label} · patient {donation.order.patient.pseudonym}",
         "events": custody_event_list_for_donation(donation).filter(step=step).order_by("-performed_at", "-pk")[:10],
     }, status=status)
 
@@ -431,6 +434,7 @@ def intake_record_view(request, pk: int):
         "donation": donation, "order": donation.order, "form": form, "blocked": blocked,
         "criteria": intake_criteria_for(site, donation.order.product),
         "retry_url": reverse("batches:intake_record", args=[donation.pk]),
+        "blocked_context": f"Apheresis intake · patient {donation.order.patient.pseudonym}",
     }, status=status)
 
 
@@ -501,6 +505,7 @@ def infusion_view(request, batch_pk: int):
         "released": batch.state in INFUSABLE_STATES, "state_label": BatchState(batch.state).label,
         "fractions": [(n, p, given.get(n)) for n, p in enumerate(percents, start=1)], "due": due,
         "retry_url": reverse("batches:infusion_record", args=[batch.pk]),
+        "blocked_context": f"Infusion at the bedside · patient {batch.order.patient.pseudonym}",
     }, status=status)
 
 

@@ -11,9 +11,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from batches.isbt128 import Din
 from batches.models import BatchState, ContainerType, Donation, Label
-from batches.scans import label_scan_data
+from batches.scans import din_of, label_scan_data
 from batches.services.intake import intake_record
 from batches.services.labels import label_apply, labels_print
 from batches.services.patients import donation_register, order_create, patient_create, site_today
@@ -36,10 +35,6 @@ def an_order(coordinator, patient, product, **overrides):
     }
     values.update(overrides)
     return order_create(actor=coordinator, patient=patient, **values)
-
-
-def din_of(donation: Donation) -> Din:
-    return Din(facility=donation.din[:5], year=donation.din[5:7], sequence=donation.din[7:], flags=donation.flags)
 
 
 def scan_of(donation: Donation, code: str) -> str:

@@ -259,7 +259,7 @@ def test_the_timeline_shows_every_handoff_and_the_blocked_attempts(chain, site, 
 
     for text in ("Collection registered, DIN issued", "Printed 1 label", "applied to its apheresis bag",
                  "Receipt at GMP facility", "Apheresis intake recorded", f"Batch {chain['batch'].number} created",
-                 "Into manufacturing", "Clean room B", "BLOCKED: custody scan", "another donation",
+                 "Into manufacturing", "Clean room B", "Custody scan refused (manufacturing)", "another donation",
                  "1 scan was refused"):
         assert text in html, text
     assert "UTC" in html

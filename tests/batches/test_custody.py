@@ -95,6 +95,26 @@ def test_another_patients_product_bag_is_refused_at_every_later_step(
                                      changes__step=step).exists()
 
 
+def test_another_patients_qc_sample_is_refused_at_the_qc_handover(donation, other_patients_donation, technician):
+    for d in (donation, other_patients_donation):
+        (sample,), _ = labels_print(actor=technician, donation=d, container_type=ContainerType.QC_SAMPLE)
+        label_apply(actor=technician, label=sample)
+    before = _state(donation)
+
+    with pytest.raises(IdentityMismatch):
+        _scan(technician, donation, scan_of(other_patients_donation, "QC-1"), step=CustodyStep.QC_HANDOVER)
+
+    assert _state(donation) == before
+    assert AuditEvent.objects.filter(action=Action.BLOCKED, root_id=str(donation.pk),
+                                     changes__step=CustodyStep.QC_HANDOVER).exists()
+
+
+def test_every_custody_step_is_covered_by_a_refusal_test():
+    covered = {s for s in CustodyStep if STEP_RULES[s].containers & {ContainerType.APHERESIS_BAG,
+                                                                    ContainerType.FINAL_PRODUCT_BAG}}
+    assert covered | {CustodyStep.QC_HANDOVER} == set(CustodyStep)
+
+
 def test_the_other_patients_record_also_shows_where_its_bag_was_scanned(donation, other_patients_donation, technician):
     with pytest.raises(IdentityMismatch):
         _scan(technician, donation, scan_of(other_patients_donation, "AB-1"))

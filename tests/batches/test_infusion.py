@@ -58,6 +58,7 @@ def test_a_released_batch_is_infused_when_bag_and_wristband_match(batch, coordin
     assert infusion.fraction_percent == Decimal("10")
     assert infusion.recorded_by == coordinator
     bedside = CustodyEvent.objects.get(step=CustodyStep.BEDSIDE)
+    assert bedside.label is not None
     assert bedside.label.container_code == "FP-1"
     assert AuditEvent.objects.filter(object_type="batches.infusion", object_id=str(infusion.pk),
                                      action=Action.CREATE).exists()

@@ -90,6 +90,8 @@ def test_each_criterion_is_evaluated_by_the_server_and_stored(cold_intake):
 
     assert evaluation["transport_temperature_c"]["met"] is False
     assert evaluation["cd3_cells_total"]["met"] is True
+    assert evaluation["cd3_cells_total"]["limit"] == "≥ 1 × 10⁹"
+    assert evaluation["cd3_cells_total"]["value"] == "3.2 × 10⁹"
     assert evaluation["hours_collection_to_receipt"]["met"] is True
     assert evaluation["bag_intact"]["met"] is True
     assert cold_intake.meets_criteria is False
@@ -250,6 +252,7 @@ def test_an_accepted_intake_records_the_receipt_in_the_chain_of_custody(donation
     intake = an_intake(technician, donation)
 
     receipt = CustodyEvent.objects.get(donation=donation, step=CustodyStep.RECEIPT)
+    assert receipt.label is not None
     assert receipt.label.container_code == "AB-1"
     assert receipt.temperature_c == intake.transport_temperature_c
     assert receipt.performed_by == technician

@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from batches.demo_coi import seed_coi_demo
 from batches.demo_mbr import seed_manufacturing_demo
 from carmfg.accounts.models import Membership, Role, Site
 from carmfg.accounts.services import membership_set_roles, site_create, user_create
@@ -80,6 +81,7 @@ class Command(BaseCommand):
                     membership_set_roles(actor=None, user=user, site=sites[code], roles=list(roles))
             seed_manufacturing_demo(site=sites["msk"], password=password, prepare_product=_demo_specification,
                                     log=self.stdout.write)
+            seed_coi_demo(site=sites["msk"], log=self.stdout.write)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"Demo logins (password for all: {password}):")
         seen = set()
