@@ -258,8 +258,9 @@ def demo_product(*, site, admin) -> Product:
 
 
 def _demo_batch_rows(*, site, product, actor, pseudonym: str, initials: str, birth_year: int, weight_kg: str) -> Batch:
-    """Patient → order → donation → batch for the demo, each audited. (The chain-of-identity
-    services, when present, do this from apheresis intake; the demo needs only the result.)"""
+    """Patient → order → donation → batch rows, each audited, without the chain-of-identity
+    flow (no labels, no intake). For demo batches that must look older than today (the QC
+    demo); :func:`_demo_batch` makes a batch the way a site does."""
     from django.db import transaction
     from django.utils import timezone
 
@@ -283,7 +284,8 @@ def _demo_batch_rows(*, site, product, actor, pseudonym: str, initials: str, bir
             indication="Relapsed/refractory B-ALL", treating_physician="Dr. A. Ivanova",
             target_dose_cells_per_kg=Decimal("1000000"), planned_collection_date=today)
         audit_record(actor=actor, action=Action.CREATE, obj=order, changes=order.signable_content())
-        din = next_din(site.facility_identification_number, today.year, next_number(site=site, key="DIN") - 1)
+        din = next_din(site.facility_identification_number, today.year,
+                       next_number(site=site, key="din", year=today.year) - 1)  # the counter of donation_register
         donation = Donation.objects.create(site=site, order=order, din=din.din13, check_character=din.check)
         audit_record(actor=actor, action=Action.CREATE, obj=donation, changes={"din": donation.din})
         mbr = mbr_effective_for(product)
@@ -296,6 +298,38 @@ def _demo_batch_rows(*, site, product, actor, pseudonym: str, initials: str, bir
     return batch
 
 
+def _demo_batch(*, site, product, coordinator, technician, initials: str, birth_year: int, weight_kg: str,
+                record_number: str) -> Batch:
+    """A batch made as at the site: the coordinator registers the patient, the order and the
+    collection (DIN) and labels the apheresis bag; the technician records its intake, which,
+    within the acceptance criteria, creates the batch on the effective recipe."""
+    from django.utils import timezone
+
+    from batches.isbt128 import parse_din
+    from batches.scans import label_scan_data
+    from batches.services.intake import intake_record
+    from batches.services.labels import label_apply, labels_print
+    from batches.services.patients import donation_register, order_create, patient_create
+
+    today = site_today(site)
+    now = timezone.now()
+    patient = patient_create(actor=coordinator, site=site, initials=initials, birth_year=birth_year,
+                             hospital_record_number=record_number, wristband_code=f"WB-{record_number}",
+                             weight_kg=weight_kg, weight_measured_on=today)
+    order = order_create(actor=coordinator, patient=patient, product=product, indication="Relapsed/refractory B-ALL",
+                         treating_physician="Dr. A. Ivanova", target_dose_cells_per_kg="1000000",
+                         planned_collection_date=today)
+    donation = donation_register(actor=coordinator, order=order, collection_date=today)
+    labels, _pdf = labels_print(actor=coordinator, donation=donation, container_type="apheresis_bag")
+    label = label_apply(actor=coordinator, label=labels[0])
+    intake_record(actor=technician, donation=donation, collection_started_at=now - dt.timedelta(hours=7),
+                  collection_ended_at=now - dt.timedelta(hours=3), received_at=now - dt.timedelta(minutes=30),
+                  transport_temperature_c="4.0", volume_ml="212.0", wbc_10e3_per_ul="39.60",
+                  cd3_cells_total="2100000000", bag_intact=True,
+                  label_scanned_code=label_scan_data(parse_din(donation.din), label.container_code))
+    return Batch.objects.get(donation=donation)
+
+
 def _record(batch, code, actor, password, **inputs):
     from batches.services.execution import step_record
 
@@ -305,7 +339,8 @@ def _record(batch, code, actor, password, **inputs):
 
 
 def seed_manufacturing_demo(*, site, password: str, prepare_product=None, log=print) -> None:
-    """Product, shipped recipe, lots and equipment, and three batches: one mid-expansion
+    """Product, shipped recipe, lots and equipment, and three batches made through the
+    chain-of-identity services (patient, order, DIN, bag label, intake): one mid-expansion
     (with an out-of-limit temperature and its deviation under investigation), one at the
     activation reagent (to try the expired lot), one planned. Idempotent: a site that has
     batches already gets none added. ``prepare_product(product)`` runs before the batches
@@ -316,10 +351,11 @@ def seed_manufacturing_demo(*, site, password: str, prepare_product=None, log=pr
     from batches.services.deviations import deviation_update
     from carmfg.exceptions import GMPError
 
-    users = {u.username: u for u in get_user_model().objects.filter(username__in=["tech", "verifier", "qp", "admin"])}
-    tech, verifier, qp, admin = (users.get(n) for n in ("tech", "verifier", "qp", "admin"))
-    if None in (tech, verifier, qp, admin):
-        log("Manufacturing demo skipped: the demo users tech, verifier, qp and admin are needed.")
+    names = ("tech", "verifier", "qp", "admin", "coord")
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=names)}
+    tech, verifier, qp, admin, coord = (users.get(n) for n in names)
+    if None in (tech, verifier, qp, admin, coord):
+        log("Manufacturing demo skipped: the demo users tech, verifier, qp, admin and coord are needed.")
         return
     product = demo_product(site=site, admin=admin)
     load_shipped_mbr(product=product, admin=admin, qp=qp, password=password)
@@ -329,8 +365,8 @@ def seed_manufacturing_demo(*, site, password: str, prepare_product=None, log=pr
     if Batch.objects.filter(site=site).exists():
         return
     try:
-        growing = _demo_batch_rows(site=site, product=product, actor=admin, pseudonym="PT-0417", initials="KM",
-                                   birth_year=1987, weight_kg="68.0")
+        growing = _demo_batch(site=site, product=product, coordinator=coord, technician=tech, initials="KM",
+                              birth_year=1987, weight_kg="68.0", record_number="HRN-2026-0417")
     except GMPError as exc:
         log(f"Demo batches skipped: {exc.message}")
         return
@@ -354,9 +390,9 @@ def seed_manufacturing_demo(*, site, password: str, prepare_product=None, log=pr
                 capa="Clip added to hold the feed line away from the probe; SOP-EXP-004 updated (training done).")
         else:
             _record(growing, "daily_temperature", tech, password, value=temperature, unit="°C")
-    at_activation = _demo_batch_rows(site=site, product=product, actor=admin, pseudonym="PT-0422", initials="DS",
-                                     birth_year=1979, weight_kg="74.5")
+    at_activation = _demo_batch(site=site, product=product, coordinator=coord, technician=tech, initials="DS",
+                                birth_year=1979, weight_kg="74.5", record_number="HRN-2026-0422")
     run_good_steps(batch=at_activation, technician=tech, verifier=verifier, password=password, stop_before="transact")
-    _demo_batch_rows(site=site, product=product, actor=admin, pseudonym="PT-0431", initials="AV", birth_year=2006,
-                     weight_kg="52.0")
+    _demo_batch(site=site, product=product, coordinator=coord, technician=tech, initials="AV", birth_year=2006,
+                weight_kg="52.0", record_number="HRN-2026-0431")
     log(f"Manufacturing demo: {growing.number} mid-expansion, {at_activation.number} at activation, one planned.")
