@@ -108,7 +108,7 @@ def _render_batch(request, pk, *, posted=None, error_field=None, status=200):
     qc = batch_test_status(batch)
     for test_status in qc.tests:
         for result in test_status.history:
-            result.sig_views = signatures_for_record(result)
+            result.sig_views = signatures_for_record(result)  # type: ignore[attr-defined]  # template-only
     context = {
         "batch": batch, "qc": qc, "perms": site_perms_of(request, batch.site),
         "can_enter": batch.state in QC_ACTIVE_STATES,

@@ -119,8 +119,10 @@ def make_batch(db):
             target_dose_cells_per_kg=Decimal(target_cells_per_kg), planned_collection_date=today)
         din = next_din(site.facility_identification_number, 2026, n)
         donation = Donation.objects.create(site=site, order=order, din=din.din13, check_character=din.check)
+        pinned = mbr or mbr_effective_for(product)
+        assert pinned is not None, "the product needs an effective MBR"
         return Batch.objects.create(
             site=site, number=f"B-{site.code.upper()}-2026-{n:04d}", order=order, donation=donation, product=product,
-            mbr=mbr or mbr_effective_for(product), created_at=timezone.now())
+            mbr=pinned, created_at=timezone.now())
 
     return make

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -200,8 +201,9 @@ def test_a_new_version_never_changes_a_running_batch(shipped_mbr, site_admin, qp
     assert "extra_check" not in plan.by_code
     # 212 mL is within version 1's limits (alert ≥ 100 mL), though not within version 2's.
     bag = label_scan(batch, "apheresis_bag", actor=technician)
-    for code, inputs in [("line_clearance", {}), ("apheresis_bag_scan", {"scanned_code": bag}),
-                         ("bsc", {"equipment_code": "BSC-02"}), ("cell_counter", {"equipment_code": "NC-200-1"})]:
+    steps: list[tuple[str, dict[str, Any]]] = [("line_clearance", {}), ("apheresis_bag_scan", {"scanned_code": bag}),
+                                              ("bsc", {"equipment_code": "BSC-02"}), ("cell_counter", {"equipment_code": "NC-200-1"})]
+    for code, inputs in steps:
         state = load_plan(batch).by_code[code]
         step_record(actor=technician, batch=batch, definition=state.definition, password=PASSWORD,
                     expected_occurrence=1, **inputs)

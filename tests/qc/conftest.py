@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -171,7 +172,7 @@ def make_batch(site, product, mbr, technician, verifier):
             site=site, number=f"B-T-{n:04d}", order=order, donation=donation, product=product, mbr=mbr,
             state=BatchState.IN_PROCESS, created_at=now - dt.timedelta(days=10), started_at=now - dt.timedelta(days=10),
         )
-        inputs = {"harvest_car_pos": {"value": str(harvest_car_cells), "unit": "cells"},
+        inputs: dict[str, dict[str, Any]] = {"harvest_car_pos": {"value": str(harvest_car_cells), "unit": "cells"},
                   "qc_sampling": {"scanned_code": f"={din13}00/QC-1"}}  # the QC-1 label's DataMatrix
         for definition in StepDefinition.objects.filter(stage__mbr=mbr).order_by("stage__order", "order"):
             record = step_record(actor=technician, batch=batch, definition=definition, password=PASSWORD,

@@ -90,7 +90,7 @@ def test_a_qualitative_test_takes_one_of_its_results(batch, qc_analyst):
 
 
 def test_a_test_of_another_specification_is_refused(batch, make_batch, qc_analyst, other_product):
-    foreign = TestDefinition.objects.filter(specification__product=other_product, code="viability").first()
+    foreign = TestDefinition.objects.get(specification__product=other_product, code="viability")
 
     with pytest.raises(InvalidInput, match="not a test of"):
         result_enter(actor=qc_analyst, batch=batch, test=foreign, raw_value="80", unit="% of nucleated cells",
