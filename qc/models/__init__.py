@@ -7,6 +7,7 @@ from qc.models.certification import (
     CertificationKind,
     NotificationEmail,
 )
+from qc.models.documents import BatchRecordDocument, DocumentPurpose, DocumentStatus
 from qc.models.results import (
     OosInvestigation,
     OosPhase1Conclusion,
@@ -26,7 +27,8 @@ from qc.models.specifications import (
 )
 
 __all__ = [
-    "Alert", "BatchSpecification", "Certification", "CertificationDecision", "CertificationKind", "LimitType", "NotificationEmail",
+    "Alert", "BatchRecordDocument", "BatchSpecification", "Certification", "CertificationDecision",
+    "CertificationKind", "DocumentPurpose", "DocumentStatus", "LimitType", "NotificationEmail",
     "OosInvestigation", "OosPhase1Conclusion", "OosStatus", "QualitativeResult", "ResultEvaluation", "ResultStatus",
     "Sample", "SpecStatus", "Specification", "TestDefinition", "TestResult",
 ]
