@@ -31,6 +31,21 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(autouse=True)
+def _celery_in_process(request):
+    """Queued tasks run in the test's process, whatever REDIS_URL says; the real broker
+    and worker are exercised by the tests marked ``integration`` (tests/fixtures/services.py)."""
+    if request.node.get_closest_marker("integration"):
+        yield
+        return
+    from carmfg.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
