@@ -137,19 +137,15 @@ def stage_get_for_mbr(mbr: MasterBatchRecord, pk) -> StageDefinition:
     return stage
 
 
-def open_steps_for_site(site, *, limit: int = 10) -> list:
-    """Batches in process at ``site`` with their next step (a ``StepState`` or None),
-    in three queries whatever the number of batches (home page panel). ``site`` is the
-    request's current site, which is already one of the user's."""
+def next_steps_for_batches(batches) -> dict[int, object]:
+    """The next step (a ``StepState`` or None) of each batch, in two queries for any
+    number of batches (lists and the home page)."""
     from collections import defaultdict
 
-    from batches.models import BatchState
     from batches.progress import Plan
 
-    batches = list(Batch.objects.filter(site=site, state=BatchState.IN_PROCESS)
-                   .select_related("site", "product", "order__patient", "donation", "mbr").order_by("created_at")[:limit])
     if not batches:
-        return []
+        return {}
     definitions: dict[int, list[StepDefinition]] = defaultdict(list)
     for step in StepDefinition.objects.filter(stage__mbr_id__in={b.mbr_id for b in batches}).select_related("stage") \
             .order_by("stage__order", "order"):
@@ -157,11 +153,19 @@ def open_steps_for_site(site, *, limit: int = 10) -> list:
     records: dict[int, list[StepRecord]] = defaultdict(list)
     for record in StepRecord.objects.filter(batch__in=batches).select_related("material_lot"):
         records[record.batch_id].append(record)
-    out = []
-    for batch in batches:
-        plan = Plan(batch, definitions[batch.mbr_id], records[batch.pk], [])
-        out.append((batch, plan.next_step))
-    return out
+    return {batch.pk: Plan(batch, definitions[batch.mbr_id], records[batch.pk], []).next_step for batch in batches}
+
+
+def open_steps_for_site(site, *, limit: int = 10) -> list:
+    """Batches in process at ``site`` with their next step, in three queries whatever the
+    number of batches (home page panel). ``site`` is the request's current site, which is
+    already one of the user's."""
+    from batches.models import BatchState
+
+    batches = list(Batch.objects.filter(site=site, state=BatchState.IN_PROCESS)
+                   .select_related("site", "product", "order__patient", "donation", "mbr").order_by("created_at")[:limit])
+    steps = next_steps_for_batches(batches)
+    return [(batch, steps[batch.pk]) for batch in batches]
 
 
 def deviation_open_list_for_site(site) -> QuerySet[Deviation]:

@@ -140,3 +140,16 @@ def sig_compact(view, site=None):
         "local": local.strftime("%d %b %Y %H:%M") + (f" {local.tzname()}" if site is not None else " UTC"),
         "utc": sig.signed_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
+
+
+@register.simple_tag
+def local_time(value, site) -> SafeString:
+    """A moment in the site's zone on one line, UTC in the tooltip (lists, where space is short)."""
+    import datetime as dt
+
+    if value is None:
+        return mark_safe("—")  # noqa: S308  (constant)
+    local = value.astimezone(site.zone)
+    utc = value.astimezone(dt.UTC)
+    return format_html('<time datetime="{}" title="{} UTC">{} <small class="muted">{}</small></time>', utc.isoformat(),
+                       utc.strftime("%Y-%m-%d %H:%M:%S"), local.strftime("%Y-%m-%d %H:%M"), local.tzname())

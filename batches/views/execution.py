@@ -96,8 +96,11 @@ def batch_list(request: HttpRequest) -> HttpResponse:
             q = form.cleaned_data["q"].strip().lstrip("=")
             batches = batches.filter(Q(number__icontains=q) | Q(donation__din__icontains=q[:13]))
     page = Paginator(batches, PAGE_SIZE).get_page(request.GET.get("page"))
-    progress = selectors.batch_list_progress(list(page.object_list))
-    rows = [(b, progress[b.pk], STATE_BADGE.get(b.state, "neutral")) for b in page.object_list]
+    shown = list(page.object_list)
+    progress = selectors.batch_list_progress(shown)
+    in_process = [b for b in shown if b.state == BatchState.IN_PROCESS]
+    next_steps = selectors.next_steps_for_batches(in_process)
+    rows = [(b, progress[b.pk], STATE_BADGE.get(b.state, "neutral"), next_steps.get(b.pk)) for b in shown]
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "batches/execution/batch_list.html", {
