@@ -32,6 +32,7 @@ class NavItem:
 
 # key, label, URL name, permission needed at the current site
 MAIN_NAV = [
+    ("coi", _("Patients & orders"), "batches:order_list", SitePerm.ACCESS),
     ("batches", _("Batches"), "batches:index", SitePerm.ACCESS),
     ("qc", _("QC"), "qc:index", SitePerm.ACCESS),
     ("release", _("Release"), "qc:release", SitePerm.ACCESS),
