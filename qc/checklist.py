@@ -38,10 +38,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import NoReverseMatch, reverse
 
 from batches.models import (
-    ApheresisIntake,
     Batch,
     ContainerType,
-    CustodyEvent,
     CustodyStep,
     Deviation,
     DeviationClass,
@@ -56,8 +54,14 @@ from batches.models import (
 )
 from batches.progress import load_plan
 from batches.quantities import format_value
+from batches.selectors import (
+    blocked_event_list_for_donation,
+    custody_event_list_for_donation,
+    intake_for_donation,
+)
 from batches.services.deviations import open_blocking_deviations
-from carmfg.audit.models import Action, AuditEvent
+from batches.services.labels import label_reconciliation
+from carmfg.audit.models import AuditEvent
 from carmfg.canonical import content_hash
 from carmfg.esign.models import Meaning, Signature
 from carmfg.esign.services import signable_hash
@@ -142,44 +146,49 @@ def _item(code: str, title: str, problems: list[str], ok_message: str, *, link: 
 # --- identity -------------------------------------------------------------------------------
 
 
+# A blocked scan recorded on this donation because *its* label turned up at another
+# patient's hand-over (see batches.services.custody.refuse): our chain is intact, the
+# other patient's step was refused; it is shown, not counted as ours to resolve.
+MISPLACED_LABEL_CAUSE = "Scanned by mistake for donation"
+
+
 def unresolved_mismatches(batch: Batch) -> list[AuditEvent]:
-    """Blocked scans on the batch's donation (they live in the audit trail) with no
-    matching scan at the same handoff afterwards. Reads AuditEvent (action blocked,
-    rooted at the donation) and CustodyEvent."""
-    donation = batch.donation
-    blocked = list(AuditEvent.objects.filter(
-        chain=donation.site_id, action=Action.BLOCKED, root_type="batches.donation", root_id=str(donation.pk),
-    ).order_by("occurred_at", "seq"))
+    """Blocked scans on the batch's donation (``blocked_event_list_for_donation``) not
+    followed by a matching scan at the same hand-over: a later custody event of that
+    step, or, for a scan step of the batch record, a later record of that step."""
+    blocked = [e for e in blocked_event_list_for_donation(batch.donation)
+               if not str((e.changes or {}).get("cause", "")).startswith(MISPLACED_LABEL_CAUSE)]
     if not blocked:
         return []
-    matched = list(CustodyEvent.objects.filter(donation=donation).values_list("step", "performed_at"))
+    custody = list(custody_event_list_for_donation(batch.donation).values_list("step", "performed_at"))
+    recorded = list(StepRecord.objects.filter(batch=batch).values_list("definition__code", "performed_at"))
     out = []
     for event in blocked:
         step = (event.changes or {}).get("step", "") if isinstance(event.changes, dict) else ""
-        resolved = any((not step or s == step) and at >= event.occurred_at for s, at in matched)
-        if not resolved:
+        later = [s for s, at in custody + recorded if at >= event.occurred_at]
+        if not (step in later if step else later):
             out.append(event)
     return out
 
 
 def _identity(batch: Batch) -> ChecklistItem:
+    """Reads the donation's intake, its label reconciliation (``label_reconciliation``),
+    its custody events and blocked scans (``batches.selectors``)."""
     donation = batch.donation
     problems = []
-    intake = ApheresisIntake.objects.filter(donation=donation).first()
+    intake = intake_for_donation(donation)
     if intake is None:
         problems.append("No apheresis intake is recorded for this donation.")
     elif intake.outcome not in (IntakeOutcome.ACCEPTED, IntakeOutcome.ACCEPTED_WITH_DEVIATION):
         problems.append(f"The apheresis intake is {intake.get_outcome_display().lower()}, not accepted.")
-    labels = list(Label.objects.filter(donation=donation).values_list("container_code", "container_type", "status"))
-    outstanding = sorted(code for code, _t, status in labels if status == LabelStatus.PRINTED)
-    applied = sum(1 for _c, _t, s in labels if s == LabelStatus.APPLIED)
-    destroyed = sum(1 for _c, _t, s in labels if s == LabelStatus.DESTROYED)
-    if outstanding:
-        problems.append(f"Label reconciliation: {len(labels)} printed ≠ {applied} applied + {destroyed} destroyed; "
-                        f"not accounted for: {', '.join(outstanding)}.")
-    if not any(t == ContainerType.FINAL_PRODUCT_BAG and s == LabelStatus.APPLIED for _c, t, s in labels):
+    labels = label_reconciliation(donation)
+    if not labels.balanced:
+        problems.append(f"Label reconciliation: {labels.printed} printed ≠ {labels.applied} applied + "
+                        f"{labels.destroyed} destroyed; not accounted for: {', '.join(labels.outstanding)}.")
+    if not Label.objects.filter(donation=donation, container_type=ContainerType.FINAL_PRODUCT_BAG,
+                                status=LabelStatus.APPLIED).exists():
         problems.append("No final product bag label is recorded as applied.")
-    if not CustodyEvent.objects.filter(donation=donation, step=CustodyStep.RECEIPT).exists():
+    if not custody_event_list_for_donation(donation).filter(step=CustodyStep.RECEIPT).exists():
         problems.append("The receipt of the apheresis material at the facility was never scanned.")
     for event in unresolved_mismatches(batch):
         changes = event.changes if isinstance(event.changes, dict) else {}
@@ -187,10 +196,10 @@ def _identity(batch: Batch) -> ChecklistItem:
             f"Blocked scan at {changes.get('step') or changes.get('context') or 'a handoff'} "
             f"({event.occurred_at:%Y-%m-%d %H:%M} UTC): {changes.get('cause', 'mismatch')} — no matching scan since."
         )
-    ok = (f"DIN {donation.din}: intake accepted, {len(labels)} label(s) printed = {applied} applied + "
-          f"{destroyed} destroyed, no unresolved mismatch.")
+    ok = (f"DIN {donation.din}: intake accepted; labels printed {labels.printed} = applied {labels.applied} + "
+          f"destroyed {labels.destroyed}; no unresolved mismatch.")
     return _item("identity", "Chain of identity", problems, ok,
-                 link=_url("batches:donation_detail", donation.pk) or _url("batches:batch_detail", batch.pk))
+                 link=_url("batches:coi_timeline", donation.pk) or _url("batches:batch_detail", batch.pk))
 
 
 # --- steps and signatures --------------------------------------------------------------------
@@ -288,7 +297,8 @@ def _deviations(batch: Batch) -> ChecklistItem:
         ok += f" ({len(minor_open)} minor open{': ' + ', '.join(minor_open) if minor_open else ''}; {len(closed)} closed)"
     link = _url("batches:deviation_detail", open_ones[0].pk) if open_ones else _url("batches:deviation_list")
     return _item("deviations", "Deviations", problems, ok + ".", link=link,
-                 failed_message=f"{len(problems)} major/critical deviation(s) open: {problems[0]}" if problems else "")
+                 failed_message=(f"{'One major or critical deviation is' if len(problems) == 1 else f'{len(problems)} major or critical deviations are'} "
+                                 f"open: {'; '.join(problems)}") if problems else "")
 
 
 def _tests(batch: Batch, qc: BatchQc, kind: str) -> ChecklistItem:

@@ -23,6 +23,7 @@ from qc.models import (
     BatchSpecification,
     Certification,
     CertificationDecision,
+    NotificationEmail,
     OosInvestigation,
     OosStatus,
     ResultEvaluation,
@@ -273,7 +274,9 @@ def results_to_review_for_user(user, *, site) -> QuerySet[TestResult]:
 
 def results_to_enter_for_user(user, *, site, limit: int = 200) -> list[dict]:
     """Tests of QC-active batches with no current result, oldest expected date first."""
-    batches = list(qc_batches_for_user(user, site=site)[:limit])
+    # A batch still in manufacturing has nothing to test until QC has its samples.
+    batches = list(qc_batches_for_user(user, site=site).filter(
+        ~Q(state=BatchState.IN_PROCESS) | Q(qc_samples__isnull=False)).distinct()[:limit])
     if not batches:
         return []
     pins = {p.batch_id: p.specification_id for p in BatchSpecification.objects.filter(batch__in=batches)}
@@ -297,7 +300,12 @@ def results_to_enter_for_user(user, *, site, limit: int = 200) -> list[dict]:
             expected = start.astimezone(site.zone).date() + dt.timedelta(days=test.turnaround_days) if start else None
             rows.append({"batch": batch, "test": test, "sample": sample, "expected_on": expected,
                          "overdue": expected is not None and expected < timezone.now().astimezone(site.zone).date()})
-    rows.sort(key=lambda r: (r["expected_on"] is None, r["expected_on"] or dt.date.max, r["batch"].number))
+    # Grouped by batch (the page shows each batch once), the batch with the earliest due test first.
+    first_due: dict[int, dt.date] = {}
+    for r in rows:
+        due = r["expected_on"] or dt.date.max
+        first_due[r["batch"].pk] = min(first_due.get(r["batch"].pk, dt.date.max), due)
+    rows.sort(key=lambda r: (first_due[r["batch"].pk], r["batch"].number, r["expected_on"] or dt.date.max))
     return rows
 
 
@@ -397,13 +405,27 @@ def release_queue_for_user(user, *, site) -> list[QueueRow]:
             state = requirement.state
             if state == "failing":
                 row.failing += 1
+                # A failing result still to be reviewed is also outstanding work.
+                if any(m.current is not None and m.current.status != ResultStatus.REVIEWED for m in requirement.members):
+                    row.unreviewed += 1
             elif state == "unreviewed":
                 row.unreviewed += 1
             elif state == "missing":
                 row.missing += 1
         row.late_failure = is_final and row.failing > 0
         rows.append(row)
+    rows.sort(key=lambda r: (-(r.age_days or 0), r.batch.number))  # the patient waiting longest first
     return rows
+
+
+def notifications_for_batch(batch: Batch) -> dict:
+    """Who was told what about the batch, and when: e-mails sent (or not yet) and the
+    in-app alerts with their acknowledgement."""
+    return {
+        "emails": list(NotificationEmail.objects.filter(batch=batch).order_by("created_at", "pk")),
+        "alerts": list(Alert.objects.filter(batch=batch).exclude(key__startswith="overdue:")
+                       .select_related("recipient").order_by("created_at", "pk")),
+    }
 
 
 def alert_list_for_user(user, *, site=None, open_only: bool = True) -> QuerySet[Alert]:

@@ -213,6 +213,25 @@ def failing_results(checklist: Checklist) -> list[TestResult]:
     return out
 
 
+def exceptional_release_problems(checklist: Checklist) -> list[str]:
+    """What stands between a batch with failing results and an exceptional release (the
+    release page lists it instead of offering a form that would be refused)."""
+    problems = [f"{item.title}: {item.message}" for item in checklist.failed if item.code != "tests"]
+    for requirement in checklist.qc.requirements:
+        if requirement.state in ("missing", "unreviewed"):
+            problems.append(requirement.describe())
+    for result in failing_results(checklist):
+        inv = getattr(result, "oos", None)
+        if inv is None:
+            problems.append(f"{result.test.name} {result.display_value}: no OOS investigation exists.")
+        elif inv.status != OosStatus.CLOSED:
+            problems.append(f"{result.test.name} {result.display_value}: its OOS investigation is concluded "
+                            f"(now: {inv.get_status_display()}).")
+        if result.status != ResultStatus.REVIEWED:
+            problems.append(f"{result.test.name} {result.display_value}: the result is reviewed by a second QC person.")
+    return problems
+
+
 def _exceptional_investigations(checklist: Checklist, chosen: list[OosInvestigation]) -> list[OosInvestigation]:
     failing = failing_results(checklist)
     if not failing:
@@ -342,19 +361,7 @@ def certification_reject(*, actor, batch: Batch, reason: str, failure_reason: st
 def certification_document_request(certification: Certification, *, actor) -> None:
     """Every certification asks for its signed PDF batch record, in the certifying
     transaction: the record is queued when it commits, never for one rolled back."""
-    request = _record_request_service()
-    if request is not None:
-        request(actor=actor, certification=certification)
-
-
-def _record_request_service():
-    """The signed-record service of ``qc.documents``, once its model is part of the app."""
-    from django.apps import apps
-
-    try:
-        apps.get_model("qc", "BatchRecordDocument")
-    except LookupError:
-        return None
+    # Imported here: PDF rendering is loaded only when a certification needs it.
     from qc.documents import certification_record_request
 
-    return certification_record_request
+    certification_record_request(actor=actor, certification=certification)

@@ -2,8 +2,9 @@
 DIN on a QC-sample label, received by QC with a scan of that label; the receipt is the
 QC hand-over link of the chain of custody.
 
-The hand-over scan must name this batch's donation: a sample of another patient is
-refused and the attempt stays in the audit trail, like any blocked scan.
+The hand-over is a custody scan of the sample's label (``batches.services.custody``):
+a sample of another patient, or another container, is refused and the attempt stays
+in the audit trail, like any blocked scan.
 """
 
 from __future__ import annotations
@@ -11,18 +12,17 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from batches.exceptions import IdentityMismatch, NotReady
-from batches.isbt128 import parse_din
+from batches.exceptions import NotReady
 from batches.models import (
     Batch,
     ContainerType,
-    CustodyEvent,
     CustodyStep,
     Label,
     LabelStatus,
     StepKind,
     StepRecord,
 )
+from batches.services.custody import custody_scan
 from carmfg.accounts.permissions import SitePerm, require_site_perm
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
@@ -45,6 +45,16 @@ def _free_label(batch: Batch, used: set[int]) -> Label | None:
                                  status=LabelStatus.APPLIED).exclude(pk__in=used).order_by("container_code").first())
 
 
+def _scanned_label(batch: Batch, record: StepRecord) -> Label | None:
+    """The QC-sample label the sampling step scanned (the step records "DIN · container")."""
+    _din, _sep, code = record.value_text.partition(" · ")
+    code = code.split(" ", 1)[0] if code else ""
+    if not code:
+        return None
+    return Label.objects.filter(donation_id=batch.donation_id, container_code=code,
+                                container_type=ContainerType.QC_SAMPLE).first()
+
+
 def samples_create_from_steps(*, actor, batch: Batch) -> list[Sample]:
     """One sample per recorded sampling step that has none yet, with the tests the step
     samples for, who took it and when, and the QC-sample label of the donation."""
@@ -56,21 +66,26 @@ def samples_create_from_steps(*, actor, batch: Batch) -> list[Sample]:
                        .select_related("definition").order_by("performed_at", "pk"))
         if not records:
             raise NotReady(f"No sampling step of batch {locked.number} is recorded yet.")
+        known = set(pinned_specification(locked).tests.values_list("code", flat=True))
         done = set(Sample.objects.filter(batch=locked, step_record__isnull=False).values_list("step_record_id", flat=True))
         used = set(Sample.objects.filter(batch=locked, label__isnull=False).values_list("label_id", flat=True))
         for record in records:
             if record.pk in done:
                 continue
-            label = _free_label(locked, used)
+            label = _scanned_label(locked, record) or _free_label(locked, used)
             if label is not None:
                 used.add(label.pk)
+            # The recipe names tests by code; only those of the pinned specification are judged. The
+            # others are kept in the audit event, so a recipe/specification mismatch is visible.
+            sampled = list(record.definition.sample_tests)
             sample = Sample.objects.create(
                 site=locked.site, batch=locked, code=_next_code(locked), sample_type="QC sample",
-                test_codes=list(record.definition.sample_tests), step_record=record, label=label,
+                test_codes=[c for c in sampled if c in known], step_record=record, label=label,
                 taken_by=record.performed_by, taken_at=record.performed_at,
             )
             audit_record(actor=actor, action=Action.CREATE, obj=sample,
                          changes={"code": sample.code, "tests": sample.test_codes, "step": record.definition.code,
+                                  "not_in_specification": [c for c in sampled if c not in known],
                                   "label": label.container_code if label else ""})
             created.append(sample)
     return created
@@ -100,40 +115,23 @@ def sample_create(*, actor, batch: Batch, test_codes: list[str], sample_type: st
 
 
 def sample_receive(*, actor, sample: Sample, scanned_code: str) -> Sample:
-    """QC receives the sample: the scanned label must carry the batch's DIN. A wrong
-    label blocks and is audited; nothing is recorded."""
+    """QC receives the sample with a scan of its label: the chain-of-custody hand-over
+    (``custody_scan``, step QC hand-over). A label that is not this sample's blocks, is
+    audited and records nothing. Call outside any transaction (a refusal is committed)."""
     require_site_perm(actor, sample.site, SitePerm.QC, action="receive QC samples")
-    scanned = clean_text(scanned_code, field="Scanned label", max_length=200, required=True)
+    if sample.received_at is not None:
+        raise NotReady(f"Sample {sample.code} was already received.")
     batch = sample.batch
-    try:
-        din = parse_din(scanned).din13
-    except InvalidInput as exc:
-        din, problem = "", exc.message
-    else:
-        problem = "" if din == batch.donation.din else f"the label scanned is DIN {din}, not this batch's"
-    if problem:
-        with transaction.atomic():
-            audit_record(actor=actor, action=Action.BLOCKED, obj=batch.donation, root=batch.donation,
-                         changes={"context": "QC sample receipt", "step": "qc_handover", "sample": sample.code,
-                                  "expected": batch.donation.din, "scanned": scanned[:60], "cause": problem})
-        raise IdentityMismatch(expected=batch.donation.din, scanned=scanned[:60],
-                               message=f"Sample {sample.code} not received: {problem}. Put it aside and check the "
-                                       "label; the attempt is in the audit trail.")
+    event = custody_scan(actor=actor, donation=batch.donation, step=CustodyStep.QC_HANDOVER, scanned_code=scanned_code,
+                         expected_container_type=ContainerType.QC_SAMPLE, label=sample.label,
+                         location="QC laboratory", note=f"QC sample {sample.code} received")
     with transaction.atomic():
         locked = Sample.objects.select_for_update().get(pk=sample.pk)
         if locked.received_at is not None:
             raise NotReady(f"Sample {locked.code} was already received.")
         locked.received_by = actor
-        locked.received_at = timezone.now()
+        locked.received_at = event.performed_at
         locked.save(update_fields=["received_by", "received_at"])
         audit_record(actor=actor, action=Action.TRANSITION, obj=locked,
-                     changes={"received_at": locked.received_at, "scanned": scanned[:60]})
-        # The hand-over is a link of the chain of custody (and resolves an earlier blocked scan).
-        event = CustodyEvent.objects.create(
-            site=locked.site, donation=batch.donation, label=locked.label, step=CustodyStep.QC_HANDOVER,
-            scanned_code=scanned[:200], performed_by=actor, performed_at=locked.received_at, location="QC laboratory",
-            note=f"QC sample {locked.code} received",
-        )
-        audit_record(actor=actor, action=Action.CREATE, obj=event,
-                     changes={"step": event.step, "din": batch.donation.din, "sample": locked.code})
+                     changes={"received_at": locked.received_at, "custody_event": event.pk})
     return locked

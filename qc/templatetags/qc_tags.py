@@ -86,9 +86,17 @@ def is_past(day, site=None) -> bool:
 
 @register.filter
 def site_date(moment, site) -> str:
+    """Site time with UTC beside it, as everywhere in carmfg."""
     if moment is None:
         return "—"
-    return moment.astimezone(site.zone).strftime("%Y-%m-%d %H:%M")
+    return f"{moment.astimezone(site.zone):%Y-%m-%d %H:%M} ({moment.astimezone(dt.UTC):%H:%M} UTC)"
+
+
+@register.filter
+def din_groups(donation) -> str:
+    """The DIN as printed on the label: facility, year, sequence, boxed check character."""
+    din = donation.din
+    return f"{din[:5]} {din[5:7]} {din[7:]} [{donation.check_character}]"
 
 
 @register.filter

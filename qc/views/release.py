@@ -18,6 +18,7 @@ from qc.models import CertificationDecision, CertificationKind, OosInvestigation
 from qc.selectors import (
     alert_list_for_user,
     certification_list_for_batch,
+    notifications_for_batch,
     oos_for_results,
     oos_of_batch_by_ids,
     release_queue_for_user,
@@ -68,6 +69,8 @@ def _render_batch_release(request, pk, *, posted=None, error_field=None, status=
         "perms": site_perms_of(request, batch.site), "posted": posted or {}, "error_field": error_field,
         "failure_reasons": BatchFailureReason.choices, "Decision": CertificationDecision,
         "late_failure": stage == CertificationKind.FINAL and bool(failing),
+        "exceptional_problems": release.exceptional_release_problems(checklist) if failing else [],
+        "notifications": notifications_for_batch(batch),
     }
     return render(request, "qc/batch_release.html", context, status=status)
 

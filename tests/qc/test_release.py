@@ -10,23 +10,26 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from batches.exceptions import NotReady
+from batches.exceptions import IdentityMismatch, NotReady
+from batches.isbt128 import parse_din
 from batches.models import (
     BatchFailureReason,
     BatchState,
+    CustodyStep,
     DeviationClass,
     DeviationSource,
     DeviationStatus,
-    Infusion,
     Label,
     LabelStatus,
     ReleaseModel,
     StepRecord,
 )
+from batches.scans import label_scan_data
+from batches.services.custody import custody_scan
 from batches.services.deviations import deviation_close, deviation_raise_manual, deviation_update
+from batches.services.infusion import infusion_record
 from carmfg.accounts.models import Role
 from carmfg.audit.models import Action, AuditEvent
-from carmfg.audit.services import audit_record
 from carmfg.esign.exceptions import SegregationOfDuties
 from carmfg.esign.models import Meaning, Signature
 from carmfg.esign.selectors import signatures_for_record
@@ -123,14 +126,14 @@ def test_provisional_refused_while_a_required_test_fails(make_batch, qc_analyst,
     with pytest.raises(NotReady) as refused:
         provisional(batch, qp)
     assert "Viability: 55.0 % of nucleated cells is out of specification" in refused.value.message
-    assert "major/critical deviation(s) open" in refused.value.message
+    assert "One major or critical deviation is open" in refused.value.message
 
 
 def test_provisional_refused_while_a_major_deviation_is_open(ready_batch, technician, qp):
     deviation = deviation_raise_manual(actor=technician, site=ready_batch.site, classification=DeviationClass.MAJOR,
                                        title="Incubator CO2 excursion", description="5.9 % for 3 h", batch=ready_batch)
 
-    with pytest.raises(NotReady, match=f"Deviations: 1 major/critical deviation\\(s\\) open: {deviation.number}"):
+    with pytest.raises(NotReady, match=f"Deviations: One major or critical deviation is open: {deviation.number}"):
         provisional(ready_batch, qp)
 
 
@@ -173,24 +176,29 @@ def test_provisional_refused_while_a_signature_is_invalidated_by_a_silent_change
         provisional(ready_batch, qp)
 
 
-def test_provisional_refused_while_chain_of_identity_has_an_unresolved_mismatch(ready_batch, technician, qp):
-    audit_record(actor=technician, action=Action.BLOCKED, obj=ready_batch.donation, root=ready_batch.donation,
-                 changes={"context": "custody scan", "step": "qc_handover", "expected": ready_batch.donation.din,
-                          "scanned": "W000126999999", "cause": "This label belongs to another donation."})
+def scan_qc_handover(batch, actor, scanned_code):
+    return custody_scan(actor=actor, donation=batch.donation, step=CustodyStep.QC_HANDOVER, scanned_code=scanned_code,
+                        location="QC laboratory")
+
+
+def test_provisional_refused_while_chain_of_identity_has_an_unresolved_mismatch(ready_batch, make_batch, qc_analyst, qp):
+    other = make_batch()
+    with pytest.raises(IdentityMismatch):
+        scan_qc_handover(ready_batch, qc_analyst, label_scan_data(parse_din(other.donation.din), "QC-1"))
 
     with pytest.raises(NotReady, match="Chain of identity: Blocked scan at qc_handover"):
         provisional(ready_batch, qp)
 
 
-def test_a_mismatch_followed_by_the_right_scan_is_resolved(ready_batch, technician, qp):
-    from batches.models import CustodyEvent, CustodyStep
-
-    audit_record(actor=technician, action=Action.BLOCKED, obj=ready_batch.donation, root=ready_batch.donation,
-                 changes={"context": "custody scan", "step": "qc_handover", "cause": "Wrong container"})
-    CustodyEvent.objects.create(site=ready_batch.site, donation=ready_batch.donation, step=CustodyStep.QC_HANDOVER,
-                                scanned_code="ok", performed_by=technician, performed_at=timezone.now())
+def test_a_mismatch_followed_by_the_right_scan_is_resolved(ready_batch, make_batch, qc_analyst, qp):
+    other = make_batch()
+    with pytest.raises(IdentityMismatch):
+        scan_qc_handover(ready_batch, qc_analyst, label_scan_data(parse_din(other.donation.din), "QC-1"))
+    scan_qc_handover(ready_batch, qc_analyst, label_scan_data(parse_din(ready_batch.donation.din), "QC-1"))
 
     assert release_checklist(ready_batch, kind=CertificationKind.PROVISIONAL).item("identity").status == OK
+    # The other patient's record notes where its label turned up, but its own chain is intact.
+    assert release_checklist(other, kind=CertificationKind.PROVISIONAL).item("identity").status == OK
 
 
 def test_provisional_refused_while_labels_are_not_reconciled(ready_batch, technician, qp):
@@ -325,11 +333,12 @@ def test_an_exceptional_release_is_refused_when_nothing_fails(released_batch, qc
 
 @pytest.fixture
 def infused_batch(released_batch, coordinator):
-    # The first fraction given at the bedside (the starting state of a late result).
-    Infusion.objects.create(site=released_batch.site, batch=released_batch, fraction_number=1,
-                            fraction_percent=Decimal("10"), bag_scanned_code="FP-1", wristband_scanned_code="WB",
-                            infused_at=timezone.now() - dt.timedelta(days=3), recorded_by=coordinator,
-                            recorded_at=timezone.now() - dt.timedelta(days=3))
+    """Fraction 1 given at the bedside (bag and wristband scanned)."""
+    infusion_record(actor=coordinator, batch=released_batch, fraction_number=1,
+                    bag_scanned_code=label_scan_data(parse_din(released_batch.donation.din), "FP-1"),
+                    wristband_scanned_code=released_batch.order.patient.wristband_code,
+                    infused_at=timezone.now() - dt.timedelta(hours=3))
+    released_batch.refresh_from_db()
     return released_batch
 
 
@@ -506,3 +515,22 @@ def test_a_failing_microbial_safety_result_opens_a_critical_deviation(make_batch
     result = enter(make_batch(), code, qc_analyst, outcome=FAILING)
 
     assert result.oos.deviation.classification == DeviationClass.CRITICAL
+
+
+def test_each_certification_asks_for_its_signed_batch_record(ready_batch, qp, django_capture_on_commit_callbacks):
+    from qc.models import BatchRecordDocument, DocumentPurpose
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        cert = provisional(ready_batch, qp)
+
+    [document] = BatchRecordDocument.objects.filter(certification=cert)
+    assert document.purpose == DocumentPurpose.CERTIFICATION_PROVISIONAL
+    assert callbacks  # the generation task is queued once the certification is committed
+
+
+def test_a_refused_certification_asks_for_no_record(make_batch, qp):
+    from qc.models import BatchRecordDocument
+
+    with pytest.raises(NotReady):
+        provisional(make_batch(), qp)
+    assert not BatchRecordDocument.objects.exists()

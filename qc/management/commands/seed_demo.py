@@ -17,6 +17,7 @@ from batches.demo_coi import seed_coi_demo
 from batches.demo_mbr import seed_manufacturing_demo
 from carmfg.accounts.models import Membership, Role, Site
 from carmfg.accounts.services import membership_set_roles, site_create, user_create
+from qc.demo_qc import demo_specification, seed_qc_demo
 
 SITES = [
     # code, name, time zone, ISBT 128 FIN
@@ -40,27 +41,6 @@ USERS = [
 ]
 
 
-def _demo_specification(product) -> None:
-    """The shipped ARI-0001-like specification, reviewed, approved and in effect (batches pin it)."""
-    from qc.services.specifications import (
-        effective_specification_for,
-        specification_approve,
-        specification_create_from_data,
-        specification_make_effective,
-        specification_review,
-    )
-
-    if effective_specification_for(product) is not None:
-        return
-    User = get_user_model()
-    author, qc, qp = (User.objects.get(username=n) for n in ("qc2", "qc", "qp"))
-    password = settings.CARMFG_DEMO_PASSWORD
-    spec = specification_create_from_data(actor=author, product=product)
-    spec = specification_review(actor=qc, specification=spec, password=password, expected_revision=spec.revision)
-    spec = specification_approve(actor=qp, specification=spec, password=password, expected_revision=spec.revision)
-    specification_make_effective(actor=qp, specification=spec)
-
-
 class Command(BaseCommand):
     help = "Load demo sites, users and records (idempotent)."
 
@@ -79,8 +59,10 @@ class Command(BaseCommand):
                 )
                 if not Membership.objects.filter(user=user, site=sites[code]).exists():
                     membership_set_roles(actor=None, user=user, site=sites[code], roles=list(roles))
-            seed_manufacturing_demo(site=sites["msk"], password=password, prepare_product=_demo_specification,
+            # The specification is put into effect before any batch exists: batches pin it.
+            seed_manufacturing_demo(site=sites["msk"], password=password, prepare_product=demo_specification,
                                     log=self.stdout.write)
+            seed_qc_demo(site=sites["msk"], password=password, log=self.stdout.write)
             seed_coi_demo(site=sites["msk"], log=self.stdout.write)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"Demo logins (password for all: {password}):")
