@@ -10,7 +10,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from batches.models import BatchFailureReason, BatchState, ReleaseModel
-from batches.selectors import batch_get_for_user
+from batches.selectors import batch_get_for_user, infusion_list_for_batch
 from carmfg.esign.selectors import signatures_for_record
 from carmfg.exceptions import GMPError, InvalidInput
 from qc.checklist import release_checklist
@@ -71,6 +71,7 @@ def _render_batch_release(request, pk, *, posted=None, error_field=None, status=
         "late_failure": stage == CertificationKind.FINAL and bool(failing),
         "exceptional_problems": release.exceptional_release_problems(checklist) if failing else [],
         "notifications": notifications_for_batch(batch),
+        "infusions": list(infusion_list_for_batch(batch)),
     }
     return render(request, "qc/batch_release.html", context, status=status)
 
