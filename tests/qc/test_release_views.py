@@ -10,6 +10,7 @@ from batches.models import BatchState
 from carmfg.accounts.models import Role
 from qc.checklist import release_checklist
 from qc.models import Alert, CertificationKind, ResultStatus, TestResult
+from qc.services.samples import samples_create_from_steps
 from tests.conftest import PASSWORD, assert_hidden
 from tests.qc.conftest import FAILING, enter
 
@@ -26,9 +27,10 @@ def failing_result(make_batch, qc_analyst):
     return enter(make_batch(), "viability", qc_analyst, outcome=FAILING)
 
 
-def object_urls(batch, result, spec, alert) -> list[str]:
+def object_urls(batch, result, spec, alert, sample) -> list[str]:
     test = spec.tests.first()
     return [
+        reverse("qc:sample_receive", args=[sample.pk]),
         reverse("qc:batch", args=[batch.pk]),
         reverse("qc:result_enter", args=[batch.pk]),
         reverse("qc:samples_from_steps", args=[batch.pk]),
@@ -46,17 +48,18 @@ def object_urls(batch, result, spec, alert) -> list[str]:
 
 
 @pytest.fixture
-def site_objects(failing_result, spec, qp, site):
+def site_objects(failing_result, spec, qp, qc_analyst, site):
     alert = Alert.objects.create(site=site, batch=failing_result.batch, recipient=qp, title="t", message="m",
                                  created_at=failing_result.entered_at)
-    return failing_result.batch, failing_result, spec, alert
+    [sample] = samples_create_from_steps(actor=qc_analyst, batch=failing_result.batch)
+    return failing_result.batch, failing_result, spec, alert, sample
 
 
 def test_every_qc_page_is_hidden_from_another_site(site_objects, client_for, other_site_user):
     client = client_for(other_site_user)
     for url in object_urls(*site_objects):
         post_only = url.endswith(("/results/", "/samples/", "/review/", "/invalidate/", "/clone/", "/edit/",
-                                  "/acknowledge/", "/certify/", "/reject/"))
+                                  "/acknowledge/", "/certify/", "/reject/", "/receive/"))
         assert_hidden(client, url, methods=("post",) if post_only else ("get", "post"))
 
 
@@ -317,3 +320,18 @@ def test_a_qp_at_two_sites_is_told_per_site(make_user, site, other_site):
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
 
     assert client.get(reverse("qc:release")).status_code == 200
+
+
+def test_a_sample_is_received_through_the_page_and_a_wrong_label_refused(make_batch, client_for, qc_analyst):
+    batch = make_batch()
+    [sample] = samples_create_from_steps(actor=qc_analyst, batch=batch)
+    client = client_for(qc_analyst)
+
+    wrong = client.post(reverse("qc:sample_receive", args=[sample.pk]), {"scanned_code": "=W000126999999\x00"})
+    right = client.post(reverse("qc:sample_receive", args=[sample.pk]),
+                        {"scanned_code": f"={batch.donation.din}00/QC-1"})
+
+    assert wrong.status_code in (400, 409)
+    assert right.status_code == 302
+    sample.refresh_from_db()
+    assert sample.received_by == qc_analyst
