@@ -101,8 +101,8 @@ class Checklist:
     batch: Batch
     kind: str
     items: list[ChecklistItem]
+    qc: BatchQc
     pending_tests: list[dict] = field(default_factory=list)
-    qc: BatchQc | None = None
 
     @property
     def ok(self) -> bool:
@@ -333,6 +333,9 @@ def _dose(batch: Batch, records: list[StepRecord], qc: BatchQc) -> ChecklistItem
                              "No dose calculation is recorded: the dose per kg cannot be checked.",
                              link=_url("batches:batch_detail", batch.pk))
     dose = record.value
+    if dose is None:
+        return ChecklistItem("dose", "Dose", FAILED, "The dose calculation has no value: the dose per kg cannot be checked.",
+                             link=_url("batches:batch_detail", batch.pk))
     tolerance = spec.dose_tolerance_percent / Decimal(100)
     low_t, high_t = target * (1 - tolerance), target * (1 + tolerance)
     problems = []

@@ -110,7 +110,7 @@ def _enter(batch: Batch, code: str, users, password: str, outcome=None, *, revie
         result = result_enter(actor=users["qc"], batch=batch, test=test, raw_value=given[0], unit=given[1],
                               password=password)
     else:
-        result = result_enter(actor=users["qc"], batch=batch, test=test, qualitative=given, password=password)
+        result = result_enter(actor=users["qc"], batch=batch, test=test, qualitative=str(given), password=password)
     if review:
         result = result_review(actor=users["qc2"], result=result, password=password, expected_version=result.version)
     return result

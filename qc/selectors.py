@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
@@ -288,9 +289,9 @@ def results_to_enter_for_user(user, *, site, limit: int = 200) -> list[dict]:
         .values_list("batch_id", "test_id")
     )
     samples: dict[int, list[Sample]] = defaultdict(list)
-    for sample in Sample.objects.filter(batch__in=batches).order_by("taken_at"):
-        samples[sample.batch_id].append(sample)
-    rows = []
+    for taken in Sample.objects.filter(batch__in=batches).order_by("taken_at"):
+        samples[taken.batch_id].append(taken)
+    rows: list[dict[str, Any]] = []
     for batch in batches:
         for test in tests_by_spec.get(pins.get(batch.pk, 0), []):
             if (batch.pk, test.pk) in current:

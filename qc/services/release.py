@@ -206,7 +206,7 @@ def _final_state_ok(batch: Batch, kind: str) -> None:
 def failing_results(checklist: Checklist) -> list[TestResult]:
     """The current results that fail their criterion (a composite criterion fails only
     when all its read-outs fail)."""
-    out = []
+    out: list[TestResult] = []
     for requirement in checklist.qc.requirements:
         if requirement.state == "failing":
             out.extend(m.current for m in requirement.members if m.current is not None)

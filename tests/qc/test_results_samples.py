@@ -28,6 +28,8 @@ def test_samples_are_created_from_the_sampling_steps_once(batch, qc_analyst, tec
 
     [sample] = created
     assert again == []
+    assert sample.step_record is not None
+    assert sample.label is not None
     assert sample.step_record.definition.code == "qc_sampling"
     assert "sterility" in sample.test_codes
     assert "viability" in sample.test_codes
@@ -39,6 +41,7 @@ def test_expected_dates_follow_the_sample_date(batch, qc_analyst):
     [sample] = samples_create_from_steps(actor=qc_analyst, batch=batch)
     sterility = batch_test_status(batch).by_code("sterility")
 
+    assert sterility is not None
     assert sterility.sample == sample
     assert sterility.expected_on == sample.taken_at.astimezone(batch.site.zone).date() + dt.timedelta(days=14)
 
