@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 
 from carmfg.audit.models import AuditEvent, ChainHead
-from carmfg.canonical import GENESIS_HASH, to_jsonable
+from carmfg.canonical import GENESIS_HASH, canonical_json
 
 
 @dataclass
@@ -51,7 +51,6 @@ def verify_chain(chain: int) -> ChainReport:
     report = ChainReport(chain=chain)
     expected_prev = GENESIS_HASH
     expected_seq = 1
-    dumps = json.dumps
     sha256 = hashlib.sha256
     for row in _rows(chain):
         payload = dict(zip(_FIELDS[:-1], row[:-1], strict=True))
@@ -65,9 +64,8 @@ def verify_chain(chain: int) -> ChainReport:
         elif payload["prev_hash"] != expected_prev:
             problem = f"event {seq}: previous-hash link broken (an event before it was changed or removed)"
         else:
-            computed = sha256(
-                dumps(to_jsonable(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-            ).hexdigest()
+            # The same serialisation the writer hashed (carmfg.canonical), never a copy of it.
+            computed = sha256(canonical_json(payload)).hexdigest()
             if computed != stored_hash:
                 problem = f"event {seq}: content does not match its hash (the event was altered)"
         if problem and report.first_broken_seq is None:
