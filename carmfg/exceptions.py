@@ -37,6 +37,16 @@ class StaleRecord(GMPError):
     default_message = "This record was changed by someone else since you opened it. Reload and try again."
 
 
+class DatabaseUnavailable(GMPError):
+    """The database connection failed mid-request: the transaction was rolled back."""
+
+    status_code = 503
+    default_message = (
+        "Not saved: the connection to the database was lost, so nothing was recorded. "
+        "Check the entry and try again in a moment."
+    )
+
+
 class InvalidTransition(GMPError):
     status_code = 409
     default_message = "This action is not possible in the record's current state."

@@ -14,6 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from carmfg.errors import CONNECTION_ERRORS, database_unavailable
 from carmfg.exceptions import GMPError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -42,6 +43,8 @@ def problem(status_code: int, title: str, detail: str, errors: list[dict[str, st
 
 
 def problem_details_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, CONNECTION_ERRORS):
+        exc = database_unavailable(exc)
     if isinstance(exc, GMPError):
         errors = [{"field": exc.field or "", "message": exc.message}]
         return problem(exc.status_code, type(exc).__name__, exc.message, errors)
