@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def _request(*, htmx: bool):
     request = RequestFactory().post("/batches/1/steps/2/record/")
     request.user = AnonymousUser()
-    request.htmx = htmx
+    request.htmx = htmx  # type: ignore[attr-defined]  # set by django-htmx's middleware
     return request
 
 
