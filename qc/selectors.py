@@ -21,6 +21,7 @@ from batches.models import Batch, BatchState, Deviation, DeviationClass, Deviati
 from carmfg.accounts.selectors import site_ids_for_user
 from qc.models import (
     Alert,
+    BatchRecordDocument,
     BatchSpecification,
     Certification,
     CertificationDecision,
@@ -443,3 +444,27 @@ def alert_get_for_user(user, pk) -> Alert:
     if alert is None:
         raise Http404("Not found.")
     return alert
+
+
+# --- signed batch records -------------------------------------------------------------------------
+
+
+def record_document_list_for_batch(user, batch: Batch) -> list[BatchRecordDocument]:
+    """The batch's signed records, newest first, for people who may read the site's
+    records (QPs and auditors); nobody else sees them listed."""
+    from carmfg.accounts.permissions import SitePerm, has_site_perm
+
+    if not has_site_perm(user, batch.site, SitePerm.AUDIT):
+        return []
+    return list(BatchRecordDocument.objects.filter(batch=batch).select_related("requested_by").order_by("-version"))
+
+
+def record_document_get_for_user(user, pk) -> BatchRecordDocument:
+    """One signed record, only at a site whose records ``user`` may read (else 404)."""
+    from carmfg.audit.selectors import audit_sites_for_user
+
+    site_ids = [site.pk for site in audit_sites_for_user(user)]
+    document = BatchRecordDocument.objects.select_related("batch", "site").filter(pk=pk, site_id__in=site_ids).first()
+    if document is None:
+        raise Http404("Not found.")
+    return document

@@ -1,22 +1,37 @@
-"""Signed batch records: the "Verify a record" page.
+"""Signed batch records: a batch's records with their progress, their download, an
+auditor's request for a fresh export, and the "Verify a record" page.
 
 Auditors and qualified persons upload a PDF and see the same verdict as
 ``manage.py verify_batch_record``; only records issued at the sites where they may
 read the audit trail count as issued, so the page never confirms another site's
-record.
+record. Records of other sites are 404, as is a record for anyone who may not read
+the site's audit trail.
 """
 
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
+from django.views.decorators.http import require_GET, require_POST
 
+from batches.selectors import batch_get_for_user
 from carmfg.audit.selectors import audit_sites_for_user
+from carmfg.exceptions import GMPError
+from qc import documents
+from qc.models import DocumentPurpose, DocumentStatus
+from qc.selectors import record_document_get_for_user, record_document_list_for_batch
 from qc.verification import verify_record
+
+# How far a record has come, for the progress bar (out of PROGRESS_STEPS).
+PROGRESS: dict[str, int] = {DocumentStatus.QUEUED: 1, DocumentStatus.RENDERING: 2, DocumentStatus.SIGNING: 3, DocumentStatus.DONE: 4}
+PROGRESS_STEPS = 4
 
 
 def upload_limit_bytes() -> int:
@@ -62,6 +77,57 @@ def record_verify(request):
     return render(request, "documents/verify.html", {"form": form, "verdict": verdict}, status=200)
 
 
+def records_context(user, batch) -> dict:
+    """The context of ``qc/_records.html``: the batch's records and whether any is still
+    being made (the panel then refreshes itself)."""
+    rows = [(d, PROGRESS.get(d.status, 0)) for d in record_document_list_for_batch(user, batch)]
+    return {
+        "batch": batch, "record_rows": rows, "progress_steps": PROGRESS_STEPS,
+        "records_busy": any(d.status not in (DocumentStatus.DONE, DocumentStatus.FAILED) for d, _ in rows),
+        "can_read_records": bool(rows) or batch.site in audit_sites_for_user(user),
+        "request_id": uuid.uuid4(),  # makes a double-submitted export request one record
+    }
+
+
+@login_required
+@require_GET
+def records_panel(request, pk: int):
+    """The records panel alone: what the release page polls while a record is being made."""
+    batch = batch_get_for_user(request.user, pk)
+    return render(request, "qc/_records.html", records_context(request.user, batch))
+
+
+@login_required
+@require_GET
+def record_download(request, pk: int):
+    document = record_document_get_for_user(request.user, pk)
+    if document.status != DocumentStatus.DONE or not document.file:
+        raise Http404("This record is not signed yet.")
+    name = f"batch-record-{document.batch.number}-v{document.version}.pdf"
+    return FileResponse(document.file.open("rb"), as_attachment=True, filename=name, content_type="application/pdf")
+
+
+@login_required
+@require_POST
+def record_export(request, pk: int):
+    """An auditor's (or QP's) request for a signed record of the batch as it is now."""
+    batch = batch_get_for_user(request.user, pk)
+    try:
+        document = documents.batch_record_request(actor=request.user, batch=batch, purpose=DocumentPurpose.EXPORT,
+                                                  request_id=request.POST.get("request_id") or None)
+    except (GMPError, ValueError) as exc:
+        messages.error(request, getattr(exc, "message", None) or "The request id is not valid: reload the page.")
+        return HttpResponseRedirect(reverse("qc:batch_release", args=[batch.pk]) + "#records")
+    if document.batch_id != batch.pk:  # a request id reused from another batch's form
+        messages.error(request, "The request id is not valid: reload the page.")
+    else:
+        messages.success(request, f"Signed record version {document.version} requested: it appears below when signed.")
+    return HttpResponseRedirect(reverse("qc:batch_release", args=[batch.pk]) + "#records")
+
+
 urlpatterns: list[URLPattern] = [
     path("records/verify/", record_verify, name="record_verify"),
+    path("records/<int:pk>/download/", record_download, name="record_download"),
+    path("batches/<int:pk>/records/", records_panel, name="records_panel"),
+    path("batches/<int:pk>/records/export/", record_export, name="record_export"),
 ]

@@ -24,6 +24,7 @@ from qc.selectors import (
     release_queue_for_user,
 )
 from qc.services import release
+from qc.views.documents import records_context
 from qc.views.quality import _redirect, _require_site, post_int, post_text, refused, site_perms_of
 
 RELEASED = (CertificationDecision.RELEASED, CertificationDecision.RELEASED_EXCEPTIONAL)
@@ -72,6 +73,7 @@ def _render_batch_release(request, pk, *, posted=None, error_field=None, status=
         "exceptional_problems": release.exceptional_release_problems(checklist) if failing else [],
         "notifications": notifications_for_batch(batch),
         "infusions": list(infusion_list_for_batch(batch)),
+        **records_context(request.user, batch),
     }
     return render(request, "qc/batch_release.html", context, status=status)
 
