@@ -5,7 +5,7 @@ FROM python:3.11-slim-bookworm
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
-        fonts-dejavu-core fonts-liberation2 \
+        fonts-dejavu-core fonts-liberation2 gettext \
     && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,6 +24,9 @@ COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project && rm -rf /root/.cache
 
 COPY . .
+
+# Translations: the committed .po catalogues compiled to the .mo files Django reads.
+RUN PYTHON=python bash scripts/messages.sh compile
 
 # Static files with their hashed names (production's manifest storage). The settings
 # refuse production without a real secret, PostgreSQL and Redis, so collectstatic gets

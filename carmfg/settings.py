@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "carmfg.audit.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "carmfg.accounts.middleware.UserLanguageMiddleware",  # the profile's language beats the browser's
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -194,9 +195,20 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
-# Redis redelivers an unacknowledged job after the visibility timeout: it must exceed
-# the longest task (time limit above) or a slow job would run twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)}
+# A job taken by a worker that then died (SIGKILL, OOM, power) stays "unacked" in Redis
+# until a live worker's sweep finds it older than the visibility timeout and puts it
+# back. The timeout must exceed the longest task (time limit above) plus the wait of a
+# prefetched job, or a slow job would run twice (tasks are idempotent, but twice is
+# waste). kombu sweeps every `unacked_restore_interval` s but scans only every
+# `unacked_restore_throttle`-th sweep (defaults 10 x 10 = 100 s between scans, which
+# added up to 100 s to every recovery): scan on every sweep, every 10 s. A dead
+# worker's job is therefore back within visibility timeout + 10 s (measured in
+# tests/qc/test_faults_documents.py).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
+    "unacked_restore_interval": env_int("CELERY_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": 1,
+}
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"

@@ -15,6 +15,10 @@ say "Python environment (uv sync --frozen --no-dev)"
 # --inexact: in a developer's checkout, keep the dev tools (pytest, ruff) installed.
 uv_sync --no-dev --inexact
 
+say "translations (gettext: msgfmt)"
+apt_ensure gettext
+bash scripts/messages.sh compile
+
 say "database: var/carmfg.sqlite3"
 .venv/bin/python manage.py migrate --noinput
 

@@ -14,7 +14,7 @@ source "$ROOT/scripts/services.sh"
 cd "$ROOT"
 
 # Debian packages the test suite needs. Append here when a test needs another one.
-APT_PACKAGES="postgresql redis-server chromium chromium-driver poppler-utils docker-compose"
+APT_PACKAGES="postgresql redis-server chromium chromium-driver poppler-utils docker-compose gettext"
 
 # pytest -n: 2 workers = the machine's 2 cores; measured 2026-11-23 with 216 tests:
 # unit layer 59 s serial -> 30 s, whole suite 56 s -> 38 s. PYTEST_WORKERS=0: serial.
@@ -98,6 +98,11 @@ say "Python environment (uv sync --frozen, dev group included)"
 uv_sync
 echo "$(.venv/bin/python --version) in .venv"
 RESULTS+=("ok    uv sync ($((SECONDS - t0)) s)")
+
+t0=$SECONDS
+say "translations: locale/*/LC_MESSAGES/django.po -> .mo"
+bash scripts/messages.sh compile
+RESULTS+=("ok    translations compiled ($((SECONDS - t0)) s)")
 
 t0=$SECONDS
 say "throw-away PostgreSQL and Redis"

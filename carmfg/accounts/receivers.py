@@ -1,4 +1,5 @@
-"""Every login success, failure, logout and lockout goes into the audit trail."""
+"""Every login success, failure, logout and lockout goes into the audit trail; a login
+also applies the language chosen in the user's profile."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db import transaction
 from django.dispatch import receiver
 
+from carmfg.accounts.middleware import LANGUAGE_SESSION_KEY
+from carmfg.accounts.selectors import profile_language_get
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
 
@@ -19,6 +22,16 @@ def _ip(request) -> str:
 def audit_login(sender, request, user, **kwargs):
     with transaction.atomic():
         audit_record(actor=user, action=Action.LOGIN, obj=user, object_repr=user.get_username(), changes={"ip": _ip(request)})
+
+
+@receiver(user_logged_in)
+def language_from_profile(sender, request, user, **kwargs):
+    """From login on, pages speak the language the user chose in their profile."""
+    if request is None or not hasattr(request, "session"):
+        return
+    language = profile_language_get(user)
+    if language:
+        request.session[LANGUAGE_SESSION_KEY] = language
 
 
 @receiver(user_logged_out)

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
-from carmfg.accounts.models import Membership, Site
+from carmfg.accounts.models import Membership, Profile, Site
 from carmfg.accounts.permissions import SitePerm, has_site_perm
 
 
@@ -46,3 +46,8 @@ def membership_list_for_site(user, site: Site) -> QuerySet[Membership]:
     if not has_site_perm(user, site, SitePerm.ACCESS):
         raise Http404("No such site.")
     return Membership.objects.filter(site=site).select_related("user").prefetch_related("roles").order_by("user__last_name")
+
+
+def profile_language_get(user) -> str:
+    """The user's chosen language code, or "" when they follow their browser."""
+    return Profile.objects.filter(user=user).values_list("language", flat=True).first() or ""

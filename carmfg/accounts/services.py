@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils.translation import gettext as _
 from guardian.shortcuts import assign_perm, remove_perm
 
-from carmfg.accounts.models import Membership, Role, Site
+from carmfg.accounts.models import Membership, Profile, Role, Site
 from carmfg.accounts.permissions import ROLE_PERMISSIONS, forget_cached_perms, permissions_for_roles
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
@@ -71,3 +73,27 @@ def user_create(*, actor, username: str, full_name: str, email: str, password: s
         user.save()
         audit_record(actor=actor, action=Action.CREATE, obj=user, object_repr=username, changes={"username": username, "name": full_name})
     return user
+
+
+def profile_language_set(*, actor, language: str) -> Profile:
+    """A user chooses the interface language for themself (blank: the browser's); audited."""
+    if language and language not in dict(settings.LANGUAGES):
+        raise InvalidInput(_("Choose one of the offered languages."), field="language")
+    with transaction.atomic():
+        profile, _created = Profile.objects.select_for_update().get_or_create(user=actor)
+        old = profile.language
+        if old == language:
+            return profile
+        profile.language = language
+        profile.save(update_fields=["language", "updated_at"])
+        # Codes, not names: audit data must not depend on the reader's language.
+        audit_record(
+            actor=actor,
+            action=Action.UPDATE,
+            obj=profile,
+            object_repr=actor.get_username(),
+            changes={"language": {"old": old, "new": language}},
+            reason="Language preference changed by its owner",
+        )
+    return profile
+

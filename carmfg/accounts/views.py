@@ -1,16 +1,26 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from carmfg.accounts.middleware import SESSION_KEY
-from carmfg.accounts.selectors import membership_for, membership_list_for_site, site_get_for_user
+from carmfg.accounts.middleware import LANGUAGE_SESSION_KEY, SESSION_KEY
+from carmfg.accounts.selectors import (
+    membership_for,
+    membership_list_for_site,
+    profile_language_get,
+    site_get_for_user,
+)
+from carmfg.accounts.services import profile_language_set
 from carmfg.accounts.tokens import api_token_create, api_token_list_for_user, api_token_revoke
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
@@ -31,7 +41,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         audit_record(actor=user, action=Action.UPDATE, obj=user,
                      object_repr=user.get_username(), changes={"password": "changed"},
                      reason="Password changed by its owner")
-        messages.success(self.request, "Your password was changed.")
+        messages.success(self.request, gettext("Your password was changed."))
         return response
 
     def get_success_url(self):
@@ -48,7 +58,7 @@ def site_switch(request: HttpRequest) -> HttpResponse:
     site = site_get_for_user(request.user, pk)
     request.session[SESSION_KEY] = site.pk
     audit_record(actor=request.user, action=Action.SITE_SWITCH, obj=site, site=site, changes={"site": site.code})
-    messages.info(request, f"You are now working at {site.name}.")
+    messages.info(request, gettext("You are now working at %(site)s.") % {"site": site.name})
     target = request.POST.get("next") or "/"
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         target = "/"
@@ -66,9 +76,45 @@ def site_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+class LanguageForm(forms.Form):
+    # Each language is named in itself (settings.LANGUAGES), so anyone can find their own.
+    language = forms.ChoiceField(
+        label=_("Language"),
+        required=False,
+        choices=[("", _("As my browser asks")), *settings.LANGUAGES],
+        help_text=_("The language of your pages and of documents made for you."),
+    )
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    form = LanguageForm(request.POST or None, initial={"language": profile_language_get(request.user)})
+    if request.method == "POST" and form.is_valid():
+        language = form.cleaned_data["language"]
+        try:
+            profile_language_set(actor=request.user, language=language)
+        except GMPError as exc:
+            form.add_error("language", exc.message)
+        else:
+            if language:
+                request.session[LANGUAGE_SESSION_KEY] = language
+            else:
+                request.session.pop(LANGUAGE_SESSION_KEY, None)
+            translation.activate(language or translation.get_language_from_request(request))
+            response = redirect("profile")
+            if language:
+                response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax", httponly=True,
+                                    secure=settings.SESSION_COOKIE_SECURE, max_age=365 * 24 * 3600)
+            else:
+                response.delete_cookie(settings.LANGUAGE_COOKIE_NAME)
+            messages.success(request, gettext("Your language was saved."))
+            return response
+    return render(request, "accounts/profile.html", {"form": form})
+
+
 class ApiTokenForm(forms.Form):
-    name = forms.CharField(max_length=100, label="What is it for?", help_text="e.g. LIMS result import")
-    days = forms.IntegerField(min_value=1, max_value=366, initial=90, label="Valid for (days)")
+    name = forms.CharField(max_length=100, label=_("What is it for?"), help_text=_("e.g. LIMS result import"))
+    days = forms.IntegerField(min_value=1, max_value=366, initial=90, label=_("Valid for (days)"))
 
 
 @login_required
@@ -83,7 +129,9 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         except GMPError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"Token “{token.name}” created. Copy it now: it is shown only once.")
+            messages.success(
+                request, gettext("Token “%(name)s” created. Copy it now: it is shown only once.") % {"name": token.name}
+            )
             form = ApiTokenForm()
     return render(
         request, "accounts/api_tokens.html",
@@ -95,5 +143,5 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 @require_POST
 def api_token_revoke_view(request: HttpRequest, token_key: str) -> HttpResponse:
     api_token_revoke(actor=request.user, token_key=token_key)
-    messages.success(request, "The token was revoked; integrations using it are refused from now on.")
+    messages.success(request, gettext("The token was revoked; integrations using it are refused from now on."))
     return redirect("api_tokens")
