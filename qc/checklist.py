@@ -59,6 +59,7 @@ from batches.selectors import (
     custody_event_list_for_donation,
     intake_for_donation,
 )
+from batches.services.custody import SEEN_AT_OTHER_HANDOVER
 from batches.services.deviations import open_blocking_deviations
 from batches.services.labels import label_reconciliation
 from carmfg.audit.models import AuditEvent
@@ -147,9 +148,9 @@ def _item(code: str, title: str, problems: list[str], ok_message: str, *, link: 
 
 
 # A blocked scan recorded on this donation because *its* label turned up at another
-# patient's hand-over (see batches.services.custody.refuse): our chain is intact, the
-# other patient's step was refused; it is shown, not counted as ours to resolve.
-MISPLACED_LABEL_CAUSE = "Scanned by mistake for donation"
+# patient's hand-over carries SEEN_AT_OTHER_HANDOVER (batches.services.custody.refuse):
+# our chain is intact, the other patient's step was refused; it is shown, not counted
+# as ours to resolve.
 
 
 def unresolved_mismatches(batch: Batch) -> list[AuditEvent]:
@@ -157,7 +158,7 @@ def unresolved_mismatches(batch: Batch) -> list[AuditEvent]:
     followed by a matching scan at the same hand-over: a later custody event of that
     step, or, for a scan step of the batch record, a later record of that step."""
     blocked = [e for e in blocked_event_list_for_donation(batch.donation)
-               if not str((e.changes or {}).get("cause", "")).startswith(MISPLACED_LABEL_CAUSE)]
+               if not (isinstance(e.changes, dict) and e.changes.get(SEEN_AT_OTHER_HANDOVER))]
     if not blocked:
         return []
     custody = list(custody_event_list_for_donation(batch.donation).values_list("step", "performed_at"))

@@ -63,16 +63,25 @@ STEP_RULES: dict[str, StepRule] = {
 }
 
 
+# The audit ``changes`` key, on a blocked event of the *other* patient's donation, that
+# says its label turned up at this donation's hand-over: {"din": ..., "patient": ...} of
+# the hand-over that refused it. Readers (the release checklist) use this key, not the
+# wording of the cause.
+SEEN_AT_OTHER_HANDOVER = "seen_at_handover_of"
+
+
 class Refusal(Exception):
     """Raised inside a business transaction to roll it back; :func:`refuse` then audits
     the attempt in a transaction of its own and raises the user-facing error."""
 
     def __init__(self, *, cause: str, expected: str, scanned: str, other_donation: Donation | None = None,
-                 error: type[GMPError] | None = None, message: str = "") -> None:
+                 error: type[GMPError] | None = None, message: str = "", scanned_din: str = "") -> None:
         self.cause = cause
         self.expected = expected
         self.scanned = scanned
         self.other_donation = other_donation
+        # The 13-character DIN the scan carried, when it was readable.
+        self.scanned_din = other_donation.din if other_donation is not None else scanned_din
         self.error = error
         self.message = message
         super().__init__(cause)
@@ -120,12 +129,13 @@ def identify_label(*, donation: Donation, scanned_code: str, containers: Iterabl
             f" (patient {other.order.patient.pseudonym})." if other is not None else ", unknown at this site."
         )
         raise Refusal(cause=cause, expected=expected, scanned=_scanned_text(scan.din, None, scan.container_code, scanned_code),
-                      other_donation=other)
+                      other_donation=other, scanned_din=scan.din.din13)
     if scan.container_code is None:
         raise Refusal(
             cause="Only the DIN was scanned: it does not say which container this is. "
                   "Scan the square DataMatrix code of the label.",
             expected=expected, scanned=_scanned_text(scan.din, None, None, scanned_code),
+            scanned_din=scan.din.din13,
         )
     found = (
         Label.objects.select_for_update()
@@ -135,25 +145,36 @@ def identify_label(*, donation: Donation, scanned_code: str, containers: Iterabl
     scanned = _scanned_text(scan.din, found, scan.container_code, scanned_code)
     if found is None:
         raise Refusal(cause=f"No label {scan.container_code} was ever printed for this donation.",
-                      expected=expected, scanned=scanned)
+                      expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if found.status == LabelStatus.DESTROYED:
         raise Refusal(cause=f"Label {found.container_code} was destroyed: it must not be on any container.",
-                      expected=expected, scanned=scanned)
+                      expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if found.status != LabelStatus.APPLIED:
         raise Refusal(cause=f"Label {found.container_code} was printed but never recorded as applied to its container.",
-                      expected=expected, scanned=scanned)
+                      expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if found.container_type not in containers:
         raise Refusal(cause=f"Wrong container: this step takes the {_expected_what(containers, label, fraction_number)}, "
                             f"not the {found.get_container_type_display().lower()}.",
-                      expected=expected, scanned=scanned)
+                      expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if label is not None and found.pk != label.pk:
         raise Refusal(cause=f"Wrong container: {label.container_code} was expected, {found.container_code} was scanned.",
-                      expected=expected, scanned=scanned)
+                      expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if fraction_number is not None and found.fraction_number is not None and found.fraction_number != fraction_number:
         raise Refusal(cause=f"Wrong bag: {found.container_code} holds fraction {found.fraction_number}, "
                             f"not fraction {fraction_number}.",
-                      expected=expected, scanned=scanned)
+                      expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     return found
+
+
+def _pseudonym(donation: Donation) -> str:
+    return donation.order.patient.pseudonym
+
+
+def _scanned_patient(donation: Donation, refusal: Refusal) -> str:
+    """Whose material the scan named: empty when unreadable, or a DIN unknown at the site."""
+    if refusal.other_donation is not None:
+        return _pseudonym(refusal.other_donation)
+    return _pseudonym(donation) if refusal.scanned_din == donation.din else ""
 
 
 def refuse(*, actor, donation: Donation, refusal: Refusal, context: str, step: str = "") -> NoReturn:
@@ -162,15 +183,19 @@ def refuse(*, actor, donation: Donation, refusal: Refusal, context: str, step: s
     Call *outside* the business transaction (after it rolled back), so the event is
     committed although the attempt changed nothing.
     """
+    other = refusal.other_donation
     changes = {"context": context, "step": step, "expected": refusal.expected, "scanned": refusal.scanned,
-               "cause": refusal.cause}
+               "cause": refusal.cause,
+               # Structured identities, for readers that must not parse the wording above.
+               "expected_din": donation.din, "expected_patient": _pseudonym(donation),
+               "scanned_din": refusal.scanned_din, "scanned_patient": _scanned_patient(donation, refusal)}
     with transaction.atomic():
         audit_record(actor=actor, action=Action.BLOCKED, obj=donation, root=donation, changes=changes)
-        other = refusal.other_donation
         if other is not None and other.pk != donation.pk:
             # The other patient's record shows where its material turned up.
             audit_record(actor=actor, action=Action.BLOCKED, obj=other, root=other,
-                         changes={**changes, "cause": f"Scanned by mistake for donation {donation.din_display}."})
+                         changes={**changes, "cause": f"Scanned by mistake for donation {donation.din_display}.",
+                                  SEEN_AT_OTHER_HANDOVER: {"din": donation.din, "patient": _pseudonym(donation)}})
     if refusal.error is not None:
         raise refusal.error(refusal.message or refusal.cause)
     raise IdentityMismatch(

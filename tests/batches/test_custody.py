@@ -10,7 +10,7 @@ import pytest
 
 from batches.exceptions import IdentityMismatch
 from batches.models import ContainerType, CustodyEvent, CustodyStep, Label
-from batches.services.custody import STEP_RULES, custody_scan
+from batches.services.custody import SEEN_AT_OTHER_HANDOVER, STEP_RULES, custody_scan
 from batches.services.labels import label_apply, label_destroy, labels_print
 from carmfg.audit.models import Action, AuditEvent
 from carmfg.exceptions import InvalidInput, PermissionRefused
@@ -297,3 +297,46 @@ def test_bad_scan_page_input_is_a_form_error_not_a_crash(donation, technician, c
 
 def test_an_unknown_step_is_a_404(donation, technician, client_for):
     assert client_for(technician).get(_scan_url(donation, "teleport")).status_code == 404
+
+
+def test_a_refusal_records_expected_and_scanned_din_and_patient_as_structured_fields(
+    donation, other_patients_donation, technician
+):
+    with pytest.raises(IdentityMismatch):
+        _scan(technician, donation, scan_of(other_patients_donation, "AB-1"))
+
+    ours = AuditEvent.objects.get(action=Action.BLOCKED, root_id=str(donation.pk))
+    theirs = AuditEvent.objects.get(action=Action.BLOCKED, root_id=str(other_patients_donation.pk))
+    identities = {"expected_din": donation.din, "expected_patient": donation.order.patient.pseudonym,
+                  "scanned_din": other_patients_donation.din,
+                  "scanned_patient": other_patients_donation.order.patient.pseudonym}
+    assert {k: ours.changes[k] for k in identities} == identities
+    assert {k: theirs.changes[k] for k in identities} == identities
+
+
+def test_only_the_other_patients_record_carries_where_its_label_turned_up(donation, other_patients_donation, technician):
+    with pytest.raises(IdentityMismatch):
+        _scan(technician, donation, scan_of(other_patients_donation, "AB-1"))
+
+    ours = AuditEvent.objects.get(action=Action.BLOCKED, root_id=str(donation.pk))
+    theirs = AuditEvent.objects.get(action=Action.BLOCKED, root_id=str(other_patients_donation.pk))
+    assert SEEN_AT_OTHER_HANDOVER not in ours.changes
+    assert theirs.changes[SEEN_AT_OTHER_HANDOVER] == {"din": donation.din,
+                                                      "patient": donation.order.patient.pseudonym}
+
+
+def test_a_refusal_of_a_readable_scan_of_this_donation_names_its_din_as_scanned(donation, technician):
+    with pytest.raises(IdentityMismatch):
+        _scan(technician, donation, scan_of(donation, "AB-9"))
+
+    ours = AuditEvent.objects.get(action=Action.BLOCKED, root_id=str(donation.pk))
+    assert (ours.changes["scanned_din"], ours.changes["scanned_patient"]) == (donation.din,
+                                                                              donation.order.patient.pseudonym)
+
+
+def test_an_unreadable_scan_names_no_din_and_no_patient(donation, technician):
+    with pytest.raises(IdentityMismatch):
+        _scan(technician, donation, "garbage")
+
+    ours = AuditEvent.objects.get(action=Action.BLOCKED, root_id=str(donation.pk))
+    assert (ours.changes["scanned_din"], ours.changes["scanned_patient"]) == ("", "")

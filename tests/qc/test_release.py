@@ -30,6 +30,7 @@ from batches.services.deviations import deviation_close, deviation_raise_manual,
 from batches.services.infusion import infusion_record
 from carmfg.accounts.models import Role
 from carmfg.audit.models import Action, AuditEvent
+from carmfg.audit.services import audit_record
 from carmfg.esign.exceptions import SegregationOfDuties
 from carmfg.esign.models import Meaning, Signature
 from carmfg.esign.selectors import signatures_for_record
@@ -199,6 +200,18 @@ def test_a_mismatch_followed_by_the_right_scan_is_resolved(ready_batch, make_bat
     assert release_checklist(ready_batch, kind=CertificationKind.PROVISIONAL).item("identity").status == OK
     # The other patient's record notes where its label turned up, but its own chain is intact.
     assert release_checklist(other, kind=CertificationKind.PROVISIONAL).item("identity").status == OK
+
+
+def test_the_checklist_knows_a_misplaced_label_by_its_structured_key_not_by_the_wording(ready_batch, qc_analyst):
+    """A blocked scan on this donation whose cause merely *reads* like the other-patient
+    note is still an unresolved mismatch of this batch: only the structured key
+    ``SEEN_AT_OTHER_HANDOVER`` marks a label that turned up at someone else's hand-over."""
+    donation = ready_batch.donation
+    audit_record(actor=qc_analyst, action=Action.BLOCKED, obj=donation, root=donation,
+                 changes={"context": "custody scan", "step": CustodyStep.QC_HANDOVER, "expected": "x", "scanned": "y",
+                          "cause": "Scanned by mistake for donation W0000 26 000001 [X]."})
+
+    assert release_checklist(ready_batch, kind=CertificationKind.PROVISIONAL).item("identity").status == FAILED
 
 
 def test_provisional_refused_while_labels_are_not_reconciled(ready_batch, technician, qp):
