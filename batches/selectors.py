@@ -261,3 +261,14 @@ def last_custody_location(user, site, step: str) -> str:
 def intake_pending_count_for_site(user, site) -> int:
     """Intakes outside criteria waiting for a QP decision, at ``site``."""
     return _scoped(ApheresisIntake.objects.filter(site=site, outcome="pending"), user).count()
+
+
+def step_record_list_for_batch(batch: Batch) -> QuerySet[StepRecord]:
+    """The step records of ``batch`` (already scoped), in recipe order."""
+    return StepRecord.objects.filter(batch=batch).select_related("definition__stage", "performed_by") \
+        .order_by("definition__stage__order", "definition__order", "occurrence", "pk")
+
+
+def step_record_get_for_user(user, pk) -> StepRecord:
+    return _get(StepRecord.objects.select_related("definition__stage", "batch__site", "site", "performed_by"),
+                user, pk=pk)
