@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 from batches.models.execution import BatchFailureReason
 
@@ -44,12 +45,12 @@ class Patient(models.Model):
 
 
 class OrderStatus(models.TextChoices):
-    REGISTERED = "registered", "Registered"
-    COLLECTED = "collected", "Collected"
-    IN_MANUFACTURING = "in_manufacturing", "In manufacturing"
-    INFUSED = "infused", "Infused"
-    FAILED = "failed", "Failed (no product)"
-    CANCELLED = "cancelled", "Cancelled"
+    REGISTERED = "registered", gettext_noop("Registered")
+    COLLECTED = "collected", gettext_noop("Collected")
+    IN_MANUFACTURING = "in_manufacturing", gettext_noop("In manufacturing")
+    INFUSED = "infused", gettext_noop("Infused")
+    FAILED = "failed", gettext_noop("Failed (no product)")
+    CANCELLED = "cancelled", gettext_noop("Cancelled")
 
 
 class Order(models.Model):
@@ -114,16 +115,16 @@ class Donation(models.Model):
 
 
 class ContainerType(models.TextChoices):
-    APHERESIS_BAG = "apheresis_bag", "Apheresis bag"
-    CULTURE_VESSEL = "culture_vessel", "Culture vessel"
-    QC_SAMPLE = "qc_sample", "QC sample"
-    FINAL_PRODUCT_BAG = "final_product_bag", "Final product bag"
+    APHERESIS_BAG = "apheresis_bag", gettext_noop("Apheresis bag")
+    CULTURE_VESSEL = "culture_vessel", gettext_noop("Culture vessel")
+    QC_SAMPLE = "qc_sample", gettext_noop("QC sample")
+    FINAL_PRODUCT_BAG = "final_product_bag", gettext_noop("Final product bag")
 
 
 class LabelStatus(models.TextChoices):
-    PRINTED = "printed", "Printed"
-    APPLIED = "applied", "Applied"
-    DESTROYED = "destroyed", "Destroyed"
+    PRINTED = "printed", gettext_noop("Printed")
+    APPLIED = "applied", gettext_noop("Applied")
+    DESTROYED = "destroyed", gettext_noop("Destroyed")
 
 
 class Label(models.Model):
@@ -159,14 +160,14 @@ class Label(models.Model):
 
 
 class CustodyStep(models.TextChoices):
-    COLLECTION = "collection", "Collection"
-    TRANSPORT = "transport", "Transport"
-    RECEIPT = "receipt", "Receipt at GMP facility"
-    MANUFACTURING = "manufacturing", "Into manufacturing"
-    QC_HANDOVER = "qc_handover", "QC sample hand-over"
-    STORAGE = "storage", "Storage"
-    DISPATCH = "dispatch", "Dispatch to ward"
-    BEDSIDE = "bedside", "Bedside"
+    COLLECTION = "collection", gettext_noop("Collection")
+    TRANSPORT = "transport", gettext_noop("Transport")
+    RECEIPT = "receipt", gettext_noop("Receipt at GMP facility")
+    MANUFACTURING = "manufacturing", gettext_noop("Into manufacturing")
+    QC_HANDOVER = "qc_handover", gettext_noop("QC sample hand-over")
+    STORAGE = "storage", gettext_noop("Storage")
+    DISPATCH = "dispatch", gettext_noop("Dispatch to ward")
+    BEDSIDE = "bedside", gettext_noop("Bedside")
 
 
 class CustodyEvent(models.Model):
@@ -212,10 +213,10 @@ class IntakeCriteria(models.Model):
 
 
 class IntakeOutcome(models.TextChoices):
-    PENDING = "pending", "Pending decision"
-    ACCEPTED = "accepted", "Accepted"
-    ACCEPTED_WITH_DEVIATION = "accepted_with_deviation", "Accepted with deviation"
-    REJECTED = "rejected", "Rejected"
+    PENDING = "pending", gettext_noop("Pending decision")
+    ACCEPTED = "accepted", gettext_noop("Accepted")
+    ACCEPTED_WITH_DEVIATION = "accepted_with_deviation", gettext_noop("Accepted with deviation")
+    REJECTED = "rejected", gettext_noop("Rejected")
 
 
 class ApheresisIntake(models.Model):

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_noop
 
 from batches.models.mbr import fixed_decimal
 
 
 class BatchState(models.TextChoices):
-    PLANNED = "planned", "Planned"
-    IN_PROCESS = "in_process", "In process"
-    AWAITING_RELEASE = "awaiting_release", "Awaiting release"
-    PROVISIONALLY_RELEASED = "provisionally_released", "Provisionally released"
-    RELEASED = "released", "Released"
-    ON_HOLD = "on_hold", "On hold"
-    REJECTED = "rejected", "Rejected"
-    CANCELLED = "cancelled", "Cancelled"
+    PLANNED = "planned", gettext_noop("Planned")
+    IN_PROCESS = "in_process", gettext_noop("In process")
+    AWAITING_RELEASE = "awaiting_release", gettext_noop("Awaiting release")
+    PROVISIONALLY_RELEASED = "provisionally_released", gettext_noop("Provisionally released")
+    RELEASED = "released", gettext_noop("Released")
+    ON_HOLD = "on_hold", gettext_noop("On hold")
+    REJECTED = "rejected", gettext_noop("Rejected")
+    CANCELLED = "cancelled", gettext_noop("Cancelled")
 
 
 S = BatchState
@@ -36,12 +37,12 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 class BatchFailureReason(models.TextChoices):
     """Why a batch failed, so failures can be counted (missed patients)."""
 
-    APHERESIS_REJECTED = "apheresis_rejected", "Apheresis material rejected"
-    INSUFFICIENT_EXPANSION = "insufficient_expansion", "Insufficient expansion"
-    OUT_OF_SPECIFICATION = "out_of_specification", "Out of specification"
-    CONTAMINATION = "contamination", "Contamination"
-    PATIENT_CONDITION = "patient_condition", "Patient condition"
-    OTHER = "other", "Other"
+    APHERESIS_REJECTED = "apheresis_rejected", gettext_noop("Apheresis material rejected")
+    INSUFFICIENT_EXPANSION = "insufficient_expansion", gettext_noop("Insufficient expansion")
+    OUT_OF_SPECIFICATION = "out_of_specification", gettext_noop("Out of specification")
+    CONTAMINATION = "contamination", gettext_noop("Contamination")
+    PATIENT_CONDITION = "patient_condition", gettext_noop("Patient condition")
+    OTHER = "other", gettext_noop("Other")
 
 
 class Batch(models.Model):
@@ -73,16 +74,16 @@ class Batch(models.Model):
 
 
 class StepStatus(models.TextChoices):
-    DONE = "done", "Done"
-    OUT_OF_LIMIT = "out_of_limit", "Done, out of limits"
-    BLOCKED = "blocked", "Blocked"
+    DONE = "done", gettext_noop("Done")
+    OUT_OF_LIMIT = "out_of_limit", gettext_noop("Done, out of limits")
+    BLOCKED = "blocked", gettext_noop("Blocked")
 
 
 class LimitResult(models.TextChoices):
-    NONE = "none", "No limits"
-    WITHIN = "within", "Within limits"
-    ALERT = "alert", "Outside alert limits"
-    ACTION = "action", "Outside action limits"
+    NONE = "none", gettext_noop("No limits")
+    WITHIN = "within", gettext_noop("Within limits")
+    ALERT = "alert", gettext_noop("Outside alert limits")
+    ACTION = "action", gettext_noop("Outside action limits")
 
 
 class StepRecord(models.Model):
@@ -154,9 +155,9 @@ class StepCorrection(models.Model):
 
 
 class LotStatus(models.TextChoices):
-    QUARANTINE = "quarantine", "Quarantine"
-    RELEASED = "released", "Released"
-    REJECTED = "rejected", "Rejected"
+    QUARANTINE = "quarantine", gettext_noop("Quarantine")
+    RELEASED = "released", gettext_noop("Released")
+    REJECTED = "rejected", gettext_noop("Rejected")
 
 
 class MaterialLot(models.Model):
@@ -186,8 +187,8 @@ class MaterialLot(models.Model):
 
 
 class EquipmentStatus(models.TextChoices):
-    IN_SERVICE = "in_service", "In service"
-    OUT_OF_SERVICE = "out_of_service", "Out of service"
+    IN_SERVICE = "in_service", gettext_noop("In service")
+    OUT_OF_SERVICE = "out_of_service", gettext_noop("Out of service")
 
 
 class Equipment(models.Model):
@@ -210,25 +211,25 @@ class Equipment(models.Model):
 
 
 class DeviationClass(models.TextChoices):
-    MINOR = "minor", "Minor"
-    MAJOR = "major", "Major"
-    CRITICAL = "critical", "Critical"
+    MINOR = "minor", gettext_noop("Minor")
+    MAJOR = "major", gettext_noop("Major")
+    CRITICAL = "critical", gettext_noop("Critical")
 
 
 class DeviationStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    APPROVED_FOR_USE = "approved_for_use", "Use approved (open)"
-    CLOSED = "closed", "Closed"
+    OPEN = "open", gettext_noop("Open")
+    APPROVED_FOR_USE = "approved_for_use", gettext_noop("Use approved (open)")
+    CLOSED = "closed", gettext_noop("Closed")
 
 
 class DeviationSource(models.TextChoices):
-    OUT_OF_LIMIT = "out_of_limit", "Value out of limits"
-    MATERIAL = "material", "Material lot not usable"
-    EQUIPMENT = "equipment", "Equipment not usable"
-    INTAKE = "intake", "Apheresis intake outside criteria"
-    OOS = "oos", "Out-of-specification QC result"
-    LATE_RESULT = "late_result", "Late failing result after release"
-    MANUAL = "manual", "Raised by hand"
+    OUT_OF_LIMIT = "out_of_limit", gettext_noop("Value out of limits")
+    MATERIAL = "material", gettext_noop("Material lot not usable")
+    EQUIPMENT = "equipment", gettext_noop("Equipment not usable")
+    INTAKE = "intake", gettext_noop("Apheresis intake outside criteria")
+    OOS = "oos", gettext_noop("Out-of-specification QC result")
+    LATE_RESULT = "late_result", gettext_noop("Late failing result after release")
+    MANUAL = "manual", gettext_noop("Raised by hand")
 
 
 class Deviation(models.Model):

@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 from carmfg.canonical import content_hash
 
@@ -25,10 +26,10 @@ def fixed_decimal(value, places: int):
 
 
 class MbrStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    APPROVED = "approved", "Approved"
-    EFFECTIVE = "effective", "Effective"
-    SUPERSEDED = "superseded", "Superseded"
+    DRAFT = "draft", gettext_noop("Draft")
+    APPROVED = "approved", gettext_noop("Approved")
+    EFFECTIVE = "effective", gettext_noop("Effective")
+    SUPERSEDED = "superseded", gettext_noop("Superseded")
 
 
 MBR_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -97,14 +98,14 @@ class StageDefinition(models.Model):
 
 
 class StepKind(models.TextChoices):
-    INSTRUCTION = "instruction", "Instruction (acknowledge)"
-    VALUE = "value", "Recorded value"
-    MATERIAL = "material", "Material use"
-    EQUIPMENT = "equipment", "Equipment use"
-    CALCULATION = "calculation", "Calculation"
-    SCAN = "scan", "Label scan (chain of identity)"
-    SAMPLE = "sample", "QC sample"
-    SIGNATURE = "signature", "Signature"
+    INSTRUCTION = "instruction", gettext_noop("Instruction (acknowledge)")
+    VALUE = "value", gettext_noop("Recorded value")
+    MATERIAL = "material", gettext_noop("Material use")
+    EQUIPMENT = "equipment", gettext_noop("Equipment use")
+    CALCULATION = "calculation", gettext_noop("Calculation")
+    SCAN = "scan", gettext_noop("Label scan (chain of identity)")
+    SAMPLE = "sample", gettext_noop("QC sample")
+    SIGNATURE = "signature", gettext_noop("Signature")
 
 
 class StepDefinition(models.Model):
@@ -153,8 +154,8 @@ class StepDefinition(models.Model):
 
 
 class MbrApprovalRole(models.TextChoices):
-    SITE_ADMIN = "site_admin", "Site administrator (production)"
-    QUALIFIED_PERSON = "qualified_person", "Qualified person"
+    SITE_ADMIN = "site_admin", gettext_noop("Site administrator (production)")
+    QUALIFIED_PERSON = "qualified_person", gettext_noop("Qualified person")
 
 
 class MbrApproval(models.Model):

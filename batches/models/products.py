@@ -1,22 +1,23 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_noop
 
 
 class RegulatoryPathway(models.TextChoices):
     """The legal route a product is made under; it decides the release model and the
     wording of certificates. Nothing about one country's rules is hard-coded."""
 
-    HOSPITAL_EXEMPTION = "hospital_exemption", "Hospital exemption"
-    BIOMEDICAL_CELL_PRODUCT = "biomedical_cell_product", "Individualised biomedical cell product"
-    COMPOUNDING = "compounding", "Compounding (extemporaneous)"
-    CLINICAL_TRIAL = "clinical_trial", "Investigational product (clinical trial)"
-    REGISTERED = "registered", "Registered medicinal product"
+    HOSPITAL_EXEMPTION = "hospital_exemption", gettext_noop("Hospital exemption")
+    BIOMEDICAL_CELL_PRODUCT = "biomedical_cell_product", gettext_noop("Individualised biomedical cell product")
+    COMPOUNDING = "compounding", gettext_noop("Compounding (extemporaneous)")
+    CLINICAL_TRIAL = "clinical_trial", gettext_noop("Investigational product (clinical trial)")
+    REGISTERED = "registered", gettext_noop("Registered medicinal product")
 
 
 class ReleaseModel(models.TextChoices):
-    TWO_STAGE = "two_stage", "Two-stage (provisional, then final)"
-    SINGLE = "single", "Single certification"
+    TWO_STAGE = "two_stage", gettext_noop("Two-stage (provisional, then final)")
+    SINGLE = "single", gettext_noop("Single certification")
 
 
 class Product(models.Model):

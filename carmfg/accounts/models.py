@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 from knox.models import AbstractAuthToken
 
@@ -17,13 +18,13 @@ def validate_time_zone(value: str) -> None:
 
 
 class Role(models.TextChoices):
-    TECHNICIAN = "technician", "Technician"
-    VERIFIER = "verifier", "Verifier"
-    QC_ANALYST = "qc_analyst", "QC analyst"
-    QUALIFIED_PERSON = "qualified_person", "Qualified person"
-    COORDINATOR = "coordinator", "Coordinator"
-    AUDITOR = "auditor", "Auditor"
-    SITE_ADMIN = "site_admin", "Site administrator"
+    TECHNICIAN = "technician", gettext_noop("Technician")
+    VERIFIER = "verifier", gettext_noop("Verifier")
+    QC_ANALYST = "qc_analyst", gettext_noop("QC analyst")
+    QUALIFIED_PERSON = "qualified_person", gettext_noop("Qualified person")
+    COORDINATOR = "coordinator", gettext_noop("Coordinator")
+    AUDITOR = "auditor", gettext_noop("Auditor")
+    SITE_ADMIN = "site_admin", gettext_noop("Site administrator")
 
 
 class Site(models.Model):
@@ -85,7 +86,8 @@ class Membership(models.Model):
 
     @property
     def role_labels(self) -> list[str]:
-        return [str(Role(r).label) for r in self.role_names if r in Role.values]
+        # Labels stay English in the code (gettext_noop) and are translated only here, for display.
+        return [gettext(Role(r).label) for r in self.role_names if r in Role.values]
 
 
 class ApiToken(AbstractAuthToken):

@@ -14,6 +14,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 # The embedded data file: its schema name, and how its file name ends. The verifier
 # reads these without loading the renderer.
@@ -22,17 +23,17 @@ DATA_ATTACHMENT_SUFFIX = "-data.json"
 
 
 class DocumentPurpose(models.TextChoices):
-    CERTIFICATION_PROVISIONAL = "certification_provisional", "Provisional certification record"
-    CERTIFICATION_FINAL = "certification_final", "Final certification record"
-    EXPORT = "export", "Batch record export"
+    CERTIFICATION_PROVISIONAL = "certification_provisional", gettext_noop("Provisional certification record")
+    CERTIFICATION_FINAL = "certification_final", gettext_noop("Final certification record")
+    EXPORT = "export", gettext_noop("Batch record export")
 
 
 class DocumentStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RENDERING = "rendering", "Rendering"
-    SIGNING = "signing", "Signing"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
+    QUEUED = "queued", gettext_noop("Queued")
+    RENDERING = "rendering", gettext_noop("Rendering")
+    SIGNING = "signing", gettext_noop("Signing")
+    DONE = "done", gettext_noop("Done")
+    FAILED = "failed", gettext_noop("Failed")
 
 
 DOCUMENT_TRANSITIONS: dict[str, frozenset[str]] = {

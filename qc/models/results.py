@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_noop
 
 from batches.models.mbr import fixed_decimal
 from batches.quantities import format_value
@@ -36,15 +37,15 @@ class Sample(models.Model):
 
 
 class ResultEvaluation(models.TextChoices):
-    PASS = "pass", "Pass"
-    FAIL = "fail", "Fail"
-    REPORTED = "reported", "Reported"
+    PASS = "pass", gettext_noop("Pass")
+    FAIL = "fail", gettext_noop("Fail")
+    REPORTED = "reported", gettext_noop("Reported")
 
 
 class ResultStatus(models.TextChoices):
-    ENTERED = "entered", "Entered, awaiting review"
-    REVIEWED = "reviewed", "Reviewed"
-    INVALIDATED = "invalidated", "Invalidated"
+    ENTERED = "entered", gettext_noop("Entered, awaiting review")
+    REVIEWED = "reviewed", gettext_noop("Reviewed")
+    INVALIDATED = "invalidated", gettext_noop("Invalidated")
 
 
 class TestResult(models.Model):
@@ -106,14 +107,14 @@ class TestResult(models.Model):
 
 
 class OosStatus(models.TextChoices):
-    PHASE_1 = "phase_1", "Phase I: laboratory error check"
-    PHASE_2 = "phase_2", "Phase II: full investigation"
-    CLOSED = "closed", "Closed"
+    PHASE_1 = "phase_1", gettext_noop("Phase I: laboratory error check")
+    PHASE_2 = "phase_2", gettext_noop("Phase II: full investigation")
+    CLOSED = "closed", gettext_noop("Closed")
 
 
 class OosPhase1Conclusion(models.TextChoices):
-    LAB_ERROR = "lab_error", "Assignable laboratory error (result invalidated, retest)"
-    NO_LAB_ERROR = "no_lab_error", "No laboratory error: result confirmed"
+    LAB_ERROR = "lab_error", gettext_noop("Assignable laboratory error (result invalidated, retest)")
+    NO_LAB_ERROR = "no_lab_error", gettext_noop("No laboratory error: result confirmed")
 
 
 class OosInvestigation(models.Model):

@@ -5,15 +5,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 from batches.models.mbr import fixed_decimal
 
 
 class SpecStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    APPROVED = "approved", "Approved"
-    EFFECTIVE = "effective", "Effective"
-    SUPERSEDED = "superseded", "Superseded"
+    DRAFT = "draft", gettext_noop("Draft")
+    APPROVED = "approved", gettext_noop("Approved")
+    EFFECTIVE = "effective", gettext_noop("Effective")
+    SUPERSEDED = "superseded", gettext_noop("Superseded")
 
 
 class Specification(models.Model):
@@ -55,22 +56,22 @@ class Specification(models.Model):
 
 
 class LimitType(models.TextChoices):
-    AT_LEAST = "gte", "≥ low"
-    MORE_THAN = "gt", "> low"
-    AT_MOST = "lte", "≤ high"
-    LESS_THAN = "lt", "< high"
-    RANGE = "range", "low – high (inclusive)"
-    QUALITATIVE = "qualitative", "Qualitative"
-    REPORT = "report", "Reported only"
+    AT_LEAST = "gte", gettext_noop("≥ low")
+    MORE_THAN = "gt", gettext_noop("> low")
+    AT_MOST = "lte", gettext_noop("≤ high")
+    LESS_THAN = "lt", gettext_noop("< high")
+    RANGE = "range", gettext_noop("low – high (inclusive)")
+    QUALITATIVE = "qualitative", gettext_noop("Qualitative")
+    REPORT = "report", gettext_noop("Reported only")
 
 
 class QualitativeResult(models.TextChoices):
-    NO_GROWTH = "no_growth", "No growth"
-    GROWTH = "growth", "Growth"
-    NOT_DETECTED = "not_detected", "Not detected"
-    DETECTED = "detected", "Detected"
-    CONFORMS = "conforms", "Conforms"
-    DOES_NOT_CONFORM = "does_not_conform", "Does not conform"
+    NO_GROWTH = "no_growth", gettext_noop("No growth")
+    GROWTH = "growth", gettext_noop("Growth")
+    NOT_DETECTED = "not_detected", gettext_noop("Not detected")
+    DETECTED = "detected", gettext_noop("Detected")
+    CONFORMS = "conforms", gettext_noop("Conforms")
+    DOES_NOT_CONFORM = "does_not_conform", gettext_noop("Does not conform")
 
 
 class TestDefinition(models.Model):
