@@ -129,7 +129,7 @@ def test_an_auditor_requests_and_downloads_the_signed_record_with_a_token(
     detail = client.get(f"/api/v1/batch-records/{document.pk}/").json()
     assert detail["status"] == DocumentStatus.DONE
     assert detail["download"] == f"/api/v1/batch-records/{document.pk}/download/"
-    pdf = b"".join(client.get(detail["download"]).streaming_content)
+    pdf = client.get(detail["download"]).getvalue()
     assert pdf.startswith(b"%PDF")
     assert hashlib.sha256(pdf).hexdigest() == detail["sha256"]
     listed = client.get(f"/api/v1/batches/{record_batch.pk}/records/").json()["results"]
