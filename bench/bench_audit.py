@@ -3,7 +3,9 @@
 1. ``audit_record`` (locks the chain head, hashes the canonical event, inserts it, moves
    the head) inside a transaction, against a bare ORM insert of the same row into the
    same table in its own transaction: the price of the hash chain per GMP write.
-2. ``verify_chain`` over N events (keyset reads, canonical JSON, SHA-256 per event),
+2. ``verify_chain`` over N events (on PostgreSQL one scan in the database: lag() links,
+   sha256() over the stored canonical text, JSONB check of the columns; elsewhere
+   keyset reads, canonical JSON and SHA-256 per event in Python),
    against hashing the very same canonical bytes with hashlib alone: how far the
    verification is from its floor.
 """
@@ -21,16 +23,16 @@ from django.utils import timezone
 from bench.result import Result, seconds
 from carmfg.accounts.services import site_create, user_create
 from carmfg.audit.models import Action, AuditEvent, ChainHead
-from carmfg.audit.services import audit_record, event_hash
+from carmfg.audit.services import audit_record, event_hash, event_seal
 from carmfg.audit.verification import verify_chain
-from carmfg.canonical import GENESIS_HASH, canonical_json
+from carmfg.canonical import GENESIS_HASH
 
 # Chains of their own, far from any site id, so the two benchmarks never share one.
 BARE_INSERT_CHAIN = 10**12
 VERIFY_CHAIN = 10**12 + 1
 
 WRITE_GOAL_RATIO = 4.0  # audited write at most 4x a bare insert (lock + hash + head update)
-VERIFY_GOAL_RATE = 10_000  # events/s: a site's 1,000,000-event trail verified in < 2 min
+VERIFY_GOAL_RATE = 200_000  # events/s: a 1,000,000-event trail verified in 5 s (issue #10)
 
 
 def _changes(i: int) -> dict:
@@ -115,9 +117,11 @@ def _build_chain(chain: int, n: int, user) -> list[bytes]:
             root_type="batches.batch", root_id=str(seq // 100), changes=_changes(seq),
             reason="", request_id=uuid.uuid4().hex, prev_hash=prev,
         )
-        blob = canonical_json(event.hash_payload())
-        event.hash = hashlib.sha256(blob).hexdigest()
-        assert event.hash == event_hash(event)
+        event_seal(event)  # the writer's own sealing: canonical text and hash
+        blob = str(event.canonical).encode("utf-8")
+        assert event.hash == hashlib.sha256(blob).hexdigest()
+        if seq % 10_000 == 1:
+            assert event.hash == event_hash(event)
         blobs.append(blob)
         prev = event.hash
         batch.append(event)
@@ -169,5 +173,5 @@ def run(quick: bool) -> list[Result]:
     site, user = _actors()
     return [
         bench_audit_write(300 if quick else 2000, site, user),
-        bench_chain_verify(10_000 if quick else 100_000, repeat=3 if quick else 2, user=user),
+        bench_chain_verify(50_000 if quick else 1_000_000, repeat=3 if quick else 2, user=user),
     ]

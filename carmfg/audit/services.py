@@ -28,6 +28,15 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(canonical_json(event.hash_payload())).hexdigest()
 
 
+def event_seal(event: AuditEvent) -> AuditEvent:
+    """Set ``canonical`` and ``hash`` from the event's content (and its ``prev_hash``).
+    The one place an event's hash is made: ``audit_record`` and bulk loaders call it."""
+    blob = canonical_json(event.hash_payload())
+    event.canonical = blob.decode("utf-8")
+    event.hash = hashlib.sha256(blob).hexdigest()
+    return event
+
+
 def _locked_head(chain: int) -> ChainHead:
     head = ChainHead.objects.select_for_update().filter(chain=chain).first()
     if head is None:
@@ -106,7 +115,7 @@ def audit_record(
             prev_hash=head.hash,
             **fields,
         )
-        event.hash = event_hash(event)
+        event_seal(event)
         event.save(force_insert=True)
         head.seq = event.seq
         head.hash = event.hash
