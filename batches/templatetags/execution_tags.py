@@ -7,11 +7,18 @@ from decimal import Decimal, InvalidOperation
 from django import template
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext, gettext_noop
 
 from batches.models import LimitResult, StepKind
-from batches.quantities import format_value
+from batches.quantities import format_value as _format_value
+from carmfg.numbers import localize_number_text
 
 register = template.Library()
+
+
+def format_value(value, places: int | None = None) -> str:
+    """A value as people read it, with the decimal separator of the page's language."""
+    return localize_number_text(_format_value(value, places))
 
 
 @register.filter
@@ -36,9 +43,9 @@ def _dec(text: str):
 
 
 LIMIT_BADGES = {
-    LimitResult.WITHIN: ("badge-ok", "Within limits"),
-    LimitResult.ALERT: ("badge-warn", "Outside alert limits"),
-    LimitResult.ACTION: ("badge-danger", "OUT OF LIMITS"),
+    LimitResult.WITHIN: ("badge-ok", gettext_noop("Within limits")),
+    LimitResult.ALERT: ("badge-warn", gettext_noop("Outside alert limits")),
+    LimitResult.ACTION: ("badge-danger", gettext_noop("OUT OF LIMITS")),
 }
 
 
@@ -47,7 +54,7 @@ def limit_badge(result) -> SafeString:
     if result not in LIMIT_BADGES:
         return mark_safe("")  # noqa: S308  (constant)
     css, text = LIMIT_BADGES[result]
-    return format_html('<span class="badge {}">{}</span>', css, text)
+    return format_html('<span class="badge {}">{}</span>', css, gettext(text))
 
 
 def _content_html(content: dict, definition) -> SafeString:
@@ -60,13 +67,13 @@ def _content_html(content: dict, definition) -> SafeString:
                            format_value(_dec(str(content["value"])), places if abs(_num(content["value"])) < 100_000 else None),
                            unit)
     if kind == StepKind.MATERIAL:
-        return format_html("lot #{}{}", content.get("material_lot") or "—",
+        return format_html("{} #{}{}", gettext("lot"), content.get("material_lot") or "—",
                            f" · {content['quantity']}" if content.get("quantity") else "")
     if kind in (StepKind.SCAN, StepKind.SAMPLE):
         return format_html("<code>{}</code>", content.get("value_text") or "—")
     if kind == StepKind.EQUIPMENT:
-        return format_html("equipment #{}", content.get("equipment") or "—")
-    return format_html("{}", content.get("comment") or "done")
+        return format_html("{} #{}", gettext("equipment"), content.get("equipment") or "—")
+    return format_html("{}", content.get("comment") or gettext("done"))
 
 
 def _num(value) -> Decimal:
@@ -88,17 +95,20 @@ def record_value(record) -> SafeString:
     if kind == StepKind.MATERIAL and record.material_lot_id:
         lot = record.material_lot
         qty_text = f" · {format_value(record.quantity)} {definition.unit}" if record.quantity is not None else ""
-        return format_html('{} <span class="muted">lot</span> <b>{}</b>{}{}', lot.name, lot.lot_number, qty_text,
-                           format_html(' · <span class="muted">titer</span> {} TU/mL', format_value(lot.titer_tu_per_ml))
+        return format_html('{} <span class="muted">{}</span> <b>{}</b>{}{}', lot.name, gettext("lot"), lot.lot_number,
+                           qty_text,
+                           format_html(' · <span class="muted">{}</span> {} TU/mL', gettext("titer"),
+                                       format_value(lot.titer_tu_per_ml))
                            if lot.titer_tu_per_ml else "")
     if kind == StepKind.EQUIPMENT and record.equipment_id:
         eq = record.equipment
         return format_html("{} <b>{}</b>", eq.name, eq.asset_id)
     if kind in (StepKind.SCAN, StepKind.SAMPLE):
-        return format_html('<span class="badge badge-ok">Label matches</span> <code>{}</code>', record.value_text)
+        return format_html('<span class="badge badge-ok">{}</span> <code>{}</code>', gettext("Label matches"),
+                           record.value_text)
     if kind == StepKind.SIGNATURE:
-        return format_html("{}", "Signed")
-    return format_html("{}", "Done")
+        return format_html("{}", gettext("Signed"))
+    return format_html("{}", gettext("Done"))
 
 
 @register.simple_tag

@@ -8,31 +8,39 @@ import datetime as dt
 from django import template
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, gettext_noop, ngettext
 
-from batches.quantities import format_value
+from batches.quantities import format_value as _format_value
+from carmfg.numbers import localize_number_text
 from qc.models import QualitativeResult
 
 register = template.Library()
 
+
+def format_value(value, places: int | None = None) -> str:
+    """A value as people read it, with the decimal separator of the page's language."""
+    return localize_number_text(_format_value(value, places))
+
+
 SYMBOLS = {"gte": "≥", "gt": ">", "lte": "≤", "lt": "<"}
 
 STATE_BADGES = {
-    "passing": ("badge-ok", "Passes"),
-    "failing": ("badge-danger", "Fails"),
-    "unreviewed": ("badge-warn", "Awaits review"),
-    "missing": ("badge-neutral", "No result"),
-    "ok": ("badge-ok", "OK"),
-    "failed": ("badge-danger", "Failed"),
-    "not_applicable": ("badge-neutral", "Not applicable"),
-    "pass": ("badge-ok", "Pass"),
-    "fail": ("badge-danger", "Fail"),
-    "reported": ("badge-info", "Reported"),
-    "entered": ("badge-warn", "Awaits review"),
-    "reviewed": ("badge-ok", "Reviewed"),
-    "invalidated": ("badge-neutral", "Invalidated"),
-    "released": ("badge-ok", "Released"),
-    "released_exceptional": ("badge-warn", "Released exceptionally"),
-    "rejected": ("badge-danger", "Rejected"),
+    "passing": ("badge-ok", gettext_noop("Passes")),
+    "failing": ("badge-danger", gettext_noop("Fails")),
+    "unreviewed": ("badge-warn", gettext_noop("Awaits review")),
+    "missing": ("badge-neutral", gettext_noop("No result")),
+    "ok": ("badge-ok", gettext_noop("OK")),
+    "failed": ("badge-danger", gettext_noop("Failed")),
+    "not_applicable": ("badge-neutral", gettext_noop("Not applicable")),
+    "pass": ("badge-ok", gettext_noop("Pass")),
+    "fail": ("badge-danger", gettext_noop("Fail")),
+    "reported": ("badge-info", gettext_noop("Reported")),
+    "entered": ("badge-warn", gettext_noop("Awaits review")),
+    "reviewed": ("badge-ok", gettext_noop("Reviewed")),
+    "invalidated": ("badge-neutral", gettext_noop("Invalidated")),
+    "released": ("badge-ok", gettext_noop("Released")),
+    "released_exceptional": ("badge-warn", gettext_noop("Released exceptionally")),
+    "rejected": ("badge-danger", gettext_noop("Rejected")),
 }
 
 
@@ -47,19 +55,19 @@ def limit_text(test) -> str:
         return f"{format_value(test.low)} – {format_value(test.high)}{unit}"
     if test.limit_type == "qualitative":
         passing = test.passing_result
-        return QualitativeResult(passing).label if passing in QualitativeResult.values else passing
-    return f"Reported{unit and ' (' + unit.strip() + ')'}"
+        return gettext(QualitativeResult(passing).label) if passing in QualitativeResult.values else passing
+    return gettext("Reported") + (f" ({unit.strip()})" if unit else "")
 
 
 @register.simple_tag
 def state_badge(state: str, label: str = ""):
     css, word = STATE_BADGES.get(state, ("badge-neutral", state.replace("_", " ").capitalize()))
-    return format_html('<span class="badge {}">{}</span>', css, label or word)
+    return format_html('<span class="badge {}">{}</span>', css, gettext(label or word))
 
 
 @register.filter
 def qualitative_label(value: str) -> str:
-    return QualitativeResult(value).label if value in QualitativeResult.values else value
+    return gettext(QualitativeResult(value).label) if value in QualitativeResult.values else value
 
 
 def _today(site) -> dt.date:
@@ -73,10 +81,10 @@ def days_until(day, site=None) -> str:
         return ""
     delta = (day - _today(site)).days
     if delta == 0:
-        return "today"
+        return gettext("today")
     if delta > 0:
-        return f"in {delta} day{'s' if delta != 1 else ''}"
-    return f"{-delta} day{'s' if delta != -1 else ''} overdue"
+        return ngettext("in %(n)s day", "in %(n)s days", delta) % {"n": delta}
+    return ngettext("%(n)s day overdue", "%(n)s days overdue", -delta) % {"n": -delta}
 
 
 @register.filter
