@@ -1,4 +1,4 @@
-from qc.views import documents, quality, release
+from qc.views import dashboard, documents, quality, release
 
 app_name = "qc"
-urlpatterns = [*quality.urlpatterns, *release.urlpatterns, *documents.urlpatterns]
+urlpatterns = [*quality.urlpatterns, *release.urlpatterns, *documents.urlpatterns, *dashboard.urlpatterns]

@@ -5,7 +5,8 @@ only when its page exists (``reverse`` resolves) and the user's roles at the cur
 site open it. The domain apps own these URL names:
 
 - ``batches:index`` (Batches), ``qc:index`` (QC), ``qc:release`` (Release);
-- ``audit_list`` (Audit trail, needs ``view_audit_trail`` at the current site).
+- ``audit_list`` (Audit trail, needs ``view_audit_trail`` at the current site);
+- ``qc:dashboard`` (Vein to vein: coordinators, QPs and site admins).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ MAIN_NAV = [
     ("qc", _("QC"), "qc:index", SitePerm.ACCESS),
     ("release", _("Release"), "qc:release", SitePerm.ACCESS),
     ("audit", _("Audit trail"), "audit_list", SitePerm.AUDIT),
+    # Coordinators, QPs and site admins: the one permission each of them alone holds.
+    ("dashboard", _("Vein to vein"), "qc:dashboard", (SitePerm.PATIENTS, SitePerm.CERTIFY, SitePerm.ADMIN)),
 ]
 
 
@@ -51,7 +54,8 @@ def current_membership(request):
 def _main_nav(request, site) -> list[NavItem]:
     found: list[tuple[str, str, str]] = []
     for key, label, url_name, perm in MAIN_NAV:
-        if site is None or not has_site_perm(request.user, site, perm):
+        needed = perm if isinstance(perm, tuple) else (perm,)  # a tuple: any one of them
+        if site is None or not any(has_site_perm(request.user, site, p) for p in needed):
             continue
         try:
             url = reverse(url_name)
