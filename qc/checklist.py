@@ -379,16 +379,28 @@ def _versions(batch: Batch, qc: BatchQc) -> ChecklistItem:
 
 
 def _provisional(batch: Batch) -> ChecklistItem:
-    cert = Certification.objects.filter(batch=batch, kind=CertificationKind.PROVISIONAL).first()
+    cert = Certification.objects.filter(batch=batch, kind=CertificationKind.PROVISIONAL).select_related("deviation").first()
     if cert is None or cert.decision not in (CertificationDecision.RELEASED, CertificationDecision.RELEASED_EXCEPTIONAL):
         return ChecklistItem("provisional", "Provisional certification", FAILED,
                              "The batch was never provisionally released.")
+    exceptional = cert.decision == CertificationDecision.RELEASED_EXCEPTIONAL
     sig = Signature.objects.filter(content_type=ContentType.objects.get_for_model(Certification),
-                                   object_id=str(cert.pk), meaning=Meaning.RELEASED_PROVISIONAL,
+                                   object_id=str(cert.pk),
+                                   meaning=Meaning.RELEASED_EXCEPTIONAL if exceptional else Meaning.RELEASED_PROVISIONAL,
                                    voided_at__isnull=True).first()
     if sig is None or sig.content_hash != signable_hash(cert):
         return ChecklistItem("provisional", "Provisional certification", FAILED,
                              "The provisional certification no longer carries a valid signature.")
+    if exceptional:
+        # The final decision is taken knowing the fresh product went out of specification.
+        deviation = cert.deviation.number if cert.deviation is not None else "none"
+        return ChecklistItem(
+            "provisional", "Provisional certification", OK,
+            f"Released exceptionally, out of specification, by {sig.signer_name} at {sig.signed_at:%Y-%m-%d %H:%M} UTC "
+            f"at the request of {cert.physician_name} (patient consent {cert.consent_reference}; "
+            f"deviation {deviation}).",
+            details=(f"Justification: {cert.justification}",),
+        )
     return ChecklistItem("provisional", "Provisional certification", OK,
                          f"Provisionally released by {sig.signer_name} at {sig.signed_at:%Y-%m-%d %H:%M} UTC.")
 

@@ -109,6 +109,17 @@ def oos_of_batch_by_ids(batch: Batch, ids: list[int]) -> list[OosInvestigation]:
     return list(OosInvestigation.objects.filter(pk__in=ids, result__batch=batch).select_related("result"))
 
 
+def major_deviations_of_batch(batch: Batch) -> list[Deviation]:
+    """The batch's major deviations, newest first: those an exceptional release may be
+    recorded under."""
+    return list(Deviation.objects.filter(batch=batch, classification=DeviationClass.MAJOR).order_by("-raised_at"))
+
+
+def deviation_of_batch(batch: Batch, pk: int) -> Deviation | None:
+    """The deviation ``pk`` if it is one of ``batch`` (None otherwise: never another batch's)."""
+    return Deviation.objects.filter(pk=pk, batch=batch).first()
+
+
 @dataclass
 class TestStatus:
     """One test of the pinned specification for one batch: its current result (the

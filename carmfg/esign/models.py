@@ -21,6 +21,8 @@ class Meaning(models.TextChoices):
     APPROVED = "approved", "Approved"
     RELEASED_PROVISIONAL = "released_provisional", "Released (provisional)"
     RELEASED = "released", "Released"
+    # An out-of-specification product released at the treating physician's documented request.
+    RELEASED_EXCEPTIONAL = "released_exceptional", "Released exceptionally (out of specification)"
     REJECTED = "rejected", "Rejected"
     CLOSED = "closed", "Closed"
     EXPORTED = "exported", "Exported"

@@ -31,6 +31,14 @@ class Certification(models.Model):
     qp = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     signed_at = models.DateTimeField()
     investigations = models.ManyToManyField("qc.OosInvestigation", blank=True, related_name="+")
+    # An exceptional release of an out-of-specification product: at whose documented
+    # request, with which consent, recorded under which major deviation.
+    physician_name = models.CharField(max_length=200, blank=True,
+                                      help_text="Treating physician who requested the exceptional release")
+    consent_reference = models.CharField(max_length=200, blank=True,
+                                         help_text="Reference of the patient's documented consent")
+    deviation = models.ForeignKey("batches.Deviation", null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+", help_text="The major deviation the exceptional release is under")
 
     class Meta:
         ordering = ["batch", "signed_at"]
@@ -48,7 +56,15 @@ class Certification(models.Model):
             "checklist": self.checklist, "pending_tests": self.pending_tests, "specification": self.specification_id,
             # The investigations an exceptional release rests on are part of what the QP signs.
             "investigations": sorted(self.investigations.values_list("pk", flat=True)) if self.pk else [],
+            # Only when given, so certifications signed before these fields existed keep their hash.
+            **({"physician_name": self.physician_name, "consent_reference": self.consent_reference,
+                "deviation": self.deviation_id} if self.is_exceptional_request else {}),
         }
+
+    @property
+    def is_exceptional_request(self) -> bool:
+        """Released out of specification at a physician's documented request."""
+        return bool(self.physician_name or self.consent_reference or self.deviation_id)
 
 
 class Alert(models.Model):

@@ -32,7 +32,16 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from batches.exceptions import NotReady
-from batches.models import Batch, BatchFailureReason, BatchState, ReleaseModel, StepRecord
+from batches.models import (
+    Batch,
+    BatchFailureReason,
+    BatchState,
+    Deviation,
+    DeviationClass,
+    ReleaseModel,
+    StepRecord,
+)
+from batches.services.deviations import open_blocking_deviations
 from batches.services.transitions import batch_transition
 from carmfg.accounts.permissions import SitePerm, require_site_perm
 from carmfg.audit.models import Action
@@ -42,7 +51,7 @@ from carmfg.esign.models import Meaning, Signature
 from carmfg.esign.services import signature_apply, signature_reauthenticate
 from carmfg.exceptions import InvalidInput, StaleRecord
 from carmfg.textinput import clean_text
-from qc.checklist import Checklist, release_checklist
+from qc.checklist import FAILED, Checklist, release_checklist
 from qc.models import (
     Certification,
     CertificationDecision,
@@ -180,6 +189,110 @@ def certification_provisional_sign(*, actor, batch: Batch, password: str, expect
                         meaning=Meaning.RELEASED_PROVISIONAL, comment=comment)
         batch_transition(actor=actor, batch=locked, to_state=BatchState.PROVISIONALLY_RELEASED,
                          reason=f"Provisional certification by {actor.get_full_name() or actor.get_username()}")
+    batch.refresh_from_db()
+    return cert
+
+
+# --- exceptional provisional release ------------------------------------------------------------
+
+NAME_MAX = 200
+# Checklist items an out-of-specification product may fail and still be released exceptionally;
+# identity, steps, signatures, labels and versions never.
+EXCEPTIONAL_ALLOWED_FAILURES = ("tests", "dose", "deviations")
+
+
+def exceptional_provisional_problems(checklist: Checklist, *, deviation: Deviation | None = None) -> list[str]:
+    """What stands between an out-of-specification fresh product and an exceptional
+    provisional release (empty when it may be signed). With ``deviation`` given, the
+    deviation is checked too; the release page calls it without one."""
+    batch = checklist.batch
+    problems = [f"{item.title}: {item.message}" for item in checklist.failed
+                if item.code not in EXCEPTIONAL_ALLOWED_FAILURES]
+    provisional = [r for r in checklist.qc.requirements if r.required_for_provisional]
+    problems += [r.describe() for r in provisional if r.state in ("missing", "unreviewed")]
+    out_of_spec = any(r.state == "failing" for r in provisional) or checklist.item("dose").status == FAILED
+    if not out_of_spec:
+        problems.append("The product meets its specification: certify it provisionally, not exceptionally.")
+    # Open major deviations are tolerated only when they record this out-of-specification
+    # product: the one the release is under, and the OOS deviations of the failing results.
+    tolerated = {inv.deviation_id for inv in OosInvestigation.objects.filter(result__in=failing_results(checklist))}
+    if deviation is not None:
+        tolerated.add(deviation.pk)
+    for open_one in open_blocking_deviations(batch):
+        if open_one.classification == DeviationClass.CRITICAL:
+            problems.append(f"Deviation {open_one.number} is critical and open: a product under an open critical "
+                            "deviation is never released.")
+        elif open_one.pk not in tolerated:
+            problems.append(f"Deviation {open_one.number} ({open_one.title}) is open and is not about this "
+                            "out-of-specification result: close it first.")
+    if deviation is not None:
+        if deviation.batch_id != batch.pk:
+            problems.append(f"Deviation {deviation.number} is not a deviation of batch {batch.number}.")
+        elif deviation.classification != DeviationClass.MAJOR:
+            problems.append(f"Deviation {deviation.number} is {deviation.get_classification_display().lower()}: "
+                            "an exceptional release is recorded under a major deviation.")
+    return problems
+
+
+def certification_provisional_exceptional_sign(*, actor, batch: Batch, password: str, justification: str,
+                                               physician_name: str, consent_reference: str,
+                                               deviation: Deviation | None, expected_version: int | None = None,
+                                               expected_checklist: str | None = None,
+                                               request: HttpRequest | None = None, comment: str = "") -> Certification:
+    """A QP, independent of the batch, releases an out-of-specification fresh product at
+    the treating physician's documented request with the patient's consent: a distinct
+    signed decision ("Released exceptionally"), never a silent pass. Needs a written
+    justification, the physician's name, the consent reference and a major deviation of
+    the batch; identity, steps, signatures, labels and versions must still be in order,
+    every provisional result entered and reviewed, and no critical deviation open."""
+    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="certify batches")
+    if batch.product.release_model != ReleaseModel.TWO_STAGE:
+        raise NotReady(f"{batch.product} is released in a single certification, when every result is in.")
+    justification = clean_text(justification, field="Justification", max_length=JUSTIFICATION_MAX, required=True)
+    if len(justification) < JUSTIFICATION_MIN:
+        raise InvalidInput(f"Justification: write at least {JUSTIFICATION_MIN} characters: why this "
+                           "out-of-specification product is released, and what the physician was told.",
+                           field="justification")
+    physician_name = clean_text(physician_name, field="Treating physician", max_length=NAME_MAX, required=True)
+    consent_reference = clean_text(consent_reference, field="Patient consent reference", max_length=NAME_MAX,
+                                   required=True)
+    if deviation is None:
+        raise InvalidInput("Deviation: link the major deviation this exceptional release is recorded under.",
+                           field="deviation")
+    _require_independent(actor, batch)
+    reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=batch)
+    with transaction.atomic():
+        locked = _lock_batch(batch, expected_version)
+        if locked.state != BatchState.AWAITING_RELEASE:
+            raise NotReady(f"Batch {locked.number} is {locked.get_state_display().lower()}: only a completed batch "
+                           "awaiting release is certified provisionally.")
+        if Certification.objects.filter(batch=locked, kind=CertificationKind.PROVISIONAL).exists():
+            raise NotReady(f"Batch {locked.number} already has a provisional certification.")
+        _require_independent(actor, locked)
+        linked = Deviation.objects.select_for_update().get(pk=deviation.pk)
+        checklist = release_checklist(locked, kind=CertificationKind.PROVISIONAL)
+        _check_fingerprint(checklist, expected_checklist)
+        problems = exceptional_provisional_problems(checklist, deviation=linked)
+        if problems:
+            raise NotReady("Exceptional release refused. " + " ".join(problems))
+        cert = Certification.objects.create(
+            site=locked.site, batch=locked, kind=CertificationKind.PROVISIONAL,
+            decision=CertificationDecision.RELEASED_EXCEPTIONAL, justification=justification,
+            checklist=checklist.snapshot(), pending_tests=checklist.pending_tests,
+            specification=checklist.qc.specification, qp=actor, signed_at=timezone.now(),
+            physician_name=physician_name, consent_reference=consent_reference, deviation=linked,
+        )
+        audit_record(actor=actor, action=Action.CREATE, obj=cert,
+                     changes={**cert.signable_content(), "checklist_fingerprint": checklist.fingerprint,
+                              "deviation_number": linked.number})
+        signature_apply(actor=actor, reauth=reauth, obj=cert, meaning=Meaning.RELEASED_EXCEPTIONAL, comment=comment,
+                        excluded_signers=list(batch_participants(locked)),
+                        excluded_reason="You took part in making or testing this batch: another QP must certify it.")
+        certification_document_request(cert, actor=actor)
+        batch_transition(actor=actor, batch=locked, to_state=BatchState.PROVISIONALLY_RELEASED,
+                         reason=f"Exceptional provisional release (out of specification) by "
+                                f"{actor.get_full_name() or actor.get_username()} at the request of {physician_name}, "
+                                f"consent {consent_reference}, deviation {linked.number}")
     batch.refresh_from_db()
     return cert
 

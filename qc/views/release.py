@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from batches.models import BatchFailureReason, BatchState, ReleaseModel
+from batches.models import BatchFailureReason, BatchState, Deviation, ReleaseModel
 from batches.selectors import batch_get_for_user, infusion_list_for_batch
 from carmfg.esign.selectors import signatures_for_record
 from carmfg.exceptions import GMPError, InvalidInput
@@ -18,6 +18,8 @@ from qc.models import CertificationDecision, CertificationKind, OosInvestigation
 from qc.selectors import (
     alert_list_for_user,
     certification_list_for_batch,
+    deviation_of_batch,
+    major_deviations_of_batch,
     notifications_for_batch,
     oos_for_results,
     oos_of_batch_by_ids,
@@ -63,7 +65,16 @@ def _render_batch_release(request, pk, *, posted=None, error_field=None, status=
     independence = release.qp_independence_problem(request.user, batch)
     failing = release.failing_results(checklist)
     investigations = oos_for_results(failing)
+    exceptional_stage = stage == CertificationKind.PROVISIONAL and not checklist.ok
+    provisional_cert = next((c for c in certifications if c.kind == CertificationKind.PROVISIONAL), None)
     context = {
+        # An out-of-specification fresh product: what an exceptional release still needs, and
+        # the major deviations it may be recorded under.
+        "exceptional_provisional_problems": (release.exceptional_provisional_problems(checklist)
+                                             if exceptional_stage else []),
+        "exceptional_deviations": major_deviations_of_batch(batch) if exceptional_stage else [],
+        "exceptional_release": provisional_cert if provisional_cert is not None
+        and provisional_cert.decision == CertificationDecision.RELEASED_EXCEPTIONAL else None,
         "batch": batch, "stage": stage, "checklist": checklist, "certifications": [
             (c, signatures_for_record(c)) for c in certifications],
         "independence": independence, "failing": failing, "investigations": investigations,
@@ -96,6 +107,19 @@ def _investigations(request, batch) -> list[OosInvestigation]:
     return found
 
 
+def _deviation(request, batch) -> Deviation | None:
+    raw = request.POST.get("deviation", "")
+    if not raw:
+        return None
+    try:
+        deviation = deviation_of_batch(batch, int(raw))
+    except ValueError:
+        deviation = None
+    if deviation is None:
+        raise InvalidInput("Deviation: choose one of this batch's major deviations.", field="deviation")
+    return deviation
+
+
 @login_required
 @require_POST
 def certify(request, pk: int):
@@ -105,7 +129,13 @@ def certify(request, pk: int):
         common["expected_version"] = post_int(request, "version")
         common["expected_checklist"] = post_text(request, "checklist") or None
         kind = request.POST.get("kind")
-        if kind == CertificationKind.PROVISIONAL:
+        if kind == CertificationKind.PROVISIONAL and post_text(request, "decision") == \
+                CertificationDecision.RELEASED_EXCEPTIONAL:
+            cert = release.certification_provisional_exceptional_sign(
+                justification=post_text(request, "justification"), physician_name=post_text(request, "physician_name"),
+                consent_reference=post_text(request, "consent_reference"), deviation=_deviation(request, batch),
+                comment=post_text(request, "comment"), **common)
+        elif kind == CertificationKind.PROVISIONAL:
             cert = release.certification_provisional_sign(comment=post_text(request, "comment"), **common)
         elif kind in (CertificationKind.FINAL, CertificationKind.SINGLE):
             cert = release.certification_final_sign(
