@@ -256,3 +256,35 @@ def test_the_exceptional_release_is_hidden_from_another_site(oos_batch, client_f
     response = client.post(reverse("qc:certify", args=[oos_batch.pk]), _post(oos_batch, oos_deviation(oos_batch)))
     assert response.status_code == 404
     unchanged(oos_batch)
+
+
+def test_the_release_page_offers_the_exceptional_release_for_an_out_of_specification_product(oos_batch, client_for,
+                                                                                              qp):
+    page = client_for(qp).get(reverse("qc:batch_release", args=[oos_batch.pk])).content.decode()
+
+    assert 'name="decision" value="released_exceptional"' in page
+    assert 'name="consent_reference"' in page
+    assert f'<option value="{oos_deviation(oos_batch).pk}" selected>' in page
+
+
+def test_the_release_page_says_what_an_exceptional_release_still_needs(oos_batch, client_for, qp, technician):
+    deviation_raise_manual(actor=technician, site=oos_batch.site, classification=DeviationClass.CRITICAL,
+                           title="Open bag", description="Closed system breached", batch=oos_batch)
+
+    page = client_for(qp).get(reverse("qc:batch_release", args=[oos_batch.pk])).content.decode()
+
+    assert 'value="released_exceptional"' not in page
+    assert "is critical and open" in page
+
+
+def test_the_release_page_shows_an_exceptional_release_prominently(oos_batch, client_for, qp, auditor):
+    exceptional(oos_batch, qp)
+
+    page = client_for(auditor).get(reverse("qc:batch_release", args=[oos_batch.pk])).content.decode()
+
+    banner = page[page.index('id="exceptional-release"'):]
+    banner = banner[:banner.index("</div>")]
+    assert "Dr. Marta Puig" in banner
+    assert "CONSENT-2026-0117" in banner
+    assert oos_deviation(oos_batch).number in banner
+    assert "Released exceptionally (out of specification)" in page  # the signature's meaning
