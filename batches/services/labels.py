@@ -34,12 +34,19 @@ QC_STATEMENT = "QC sample - not for infusion"
 NEED_BATCH = frozenset({ContainerType.CULTURE_VESSEL, ContainerType.FINAL_PRODUCT_BAG})
 
 
-def can_handle_labels(user, site) -> bool:
-    return any(has_site_perm(user, site, perm) for perm in LABEL_PERMS)
+# QC prints, applies and destroys the labels of the samples it takes itself (e.g. a
+# retest sample), and no other labels.
+QC_LABELS = frozenset({ContainerType.QC_SAMPLE})
 
 
-def _require_label_perm(user, site, action: str) -> None:
-    if not can_handle_labels(user, site):
+def can_handle_labels(user, site, container_type: str | None = None) -> bool:
+    if any(has_site_perm(user, site, perm) for perm in LABEL_PERMS):
+        return True
+    return container_type in QC_LABELS and has_site_perm(user, site, SitePerm.QC)
+
+
+def _require_label_perm(user, site, action: str, container_type: str | None = None) -> None:
+    if not can_handle_labels(user, site, container_type):
         raise PermissionRefused(f"Your roles at {site} do not allow you to {action}.")
 
 
@@ -66,7 +73,7 @@ def labels_print(
     fraction without a live label) and need the expiry printed on them.
     """
     site = donation.site
-    _require_label_perm(actor, site, "print labels")
+    _require_label_perm(actor, site, "print labels", container_type)
     if container_type not in ContainerType.values:
         raise InvalidInput(f"Unknown container type {container_type!r}.", field="container_type")
     kind = ContainerType(container_type)
@@ -180,13 +187,13 @@ def _change_status(*, actor, label: Label, to: str, allowed_from: tuple[str, ...
 
 def label_apply(*, actor, label: Label) -> Label:
     """Record that a printed label is now on its container."""
-    _require_label_perm(actor, label.site, "apply labels")
+    _require_label_perm(actor, label.site, "apply labels", label.container_type)
     return _change_status(actor=actor, label=label, to=LabelStatus.APPLIED, allowed_from=(LabelStatus.PRINTED,))
 
 
 def label_destroy(*, actor, label: Label, reason: str) -> Label:
     """Record that a label was destroyed (misprint, damaged, container discarded): a reason is required."""
-    _require_label_perm(actor, label.site, "destroy labels")
+    _require_label_perm(actor, label.site, "destroy labels", label.container_type)
     reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
     return _change_status(actor=actor, label=label, to=LabelStatus.DESTROYED,
                           allowed_from=(LabelStatus.PRINTED, LabelStatus.APPLIED), reason=reason)

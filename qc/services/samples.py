@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from batches.exceptions import NotReady
+from batches.labels import render_labels_pdf
 from batches.models import (
     Batch,
     ContainerType,
@@ -23,6 +24,7 @@ from batches.models import (
     StepRecord,
 )
 from batches.services.custody import custody_scan
+from batches.services.labels import label_apply, label_data, labels_print
 from carmfg.accounts.permissions import SitePerm, require_site_perm
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
@@ -92,7 +94,10 @@ def samples_create_from_steps(*, actor, batch: Batch) -> list[Sample]:
 
 
 def sample_create(*, actor, batch: Batch, test_codes: list[str], sample_type: str) -> Sample:
-    """QC registers a sample taken outside the recipe's sampling steps (e.g. for a retest)."""
+    """QC registers a sample taken outside the recipe's sampling steps (e.g. for a retest),
+    with a QC-sample label of the batch's donation: an applied one not yet on a sample, or
+    else a new one printed here (audited, counted in the label reconciliation), which QC
+    prints, sticks on the tube and records as applied before the hand-over scan."""
     require_site_perm(actor, batch.site, SitePerm.QC, action="register QC samples")
     sample_type = clean_text(sample_type, field="Sample type", max_length=SAMPLE_TYPE_MAX, required=True)
     if not isinstance(test_codes, list) or not test_codes or not all(isinstance(c, str) for c in test_codes):
@@ -105,13 +110,43 @@ def sample_create(*, actor, batch: Batch, test_codes: list[str], sample_type: st
         locked = Batch.objects.select_for_update().get(pk=batch.pk)
         used = set(Sample.objects.filter(batch=locked, label__isnull=False).values_list("label_id", flat=True))
         label = _free_label(locked, used)
+        if label is None:
+            (label,), _pdf = labels_print(actor=actor, donation=locked.donation, container_type=ContainerType.QC_SAMPLE)
         sample = Sample.objects.create(site=locked.site, batch=locked, code=_next_code(locked), sample_type=sample_type,
                                        test_codes=sorted(set(test_codes)), label=label, taken_by=actor,
                                        taken_at=timezone.now())
         audit_record(actor=actor, action=Action.CREATE, obj=sample,
                      changes={"code": sample.code, "tests": sample.test_codes, "sample_type": sample_type,
-                              "label": label.container_code if label else ""})
+                              "label": label.container_code, "label_status": label.status})
     return sample
+
+
+def _sample_label(sample: Sample) -> Label:
+    if sample.label is None:
+        raise NotReady(f"Sample {sample.code} has no label.")
+    return sample.label
+
+
+def sample_label_pdf(*, actor, sample: Sample) -> bytes:
+    """The PDF of a sample's label, to print it, while the label is printed and not yet
+    on the tube; each print is audited. Once applied, a lost label is destroyed and a new
+    one printed, never copied."""
+    require_site_perm(actor, sample.site, SitePerm.QC, action="print QC sample labels")
+    with transaction.atomic():
+        label = Label.objects.select_for_update().get(pk=_sample_label(sample).pk)
+        if label.status != LabelStatus.PRINTED:
+            raise NotReady(f"Label {label.container_code} is {label.get_status_display().lower()}: it is printed only "
+                           "before it is applied.")
+        pdf = render_labels_pdf([label_data(label)])
+        audit_record(actor=actor, action=Action.PRINT, obj=label,
+                     changes={"container_code": label.container_code, "sample": sample.code, "copy": True})
+    return pdf
+
+
+def sample_label_apply(*, actor, sample: Sample) -> Label:
+    """QC records that the sample's printed label is on its tube."""
+    require_site_perm(actor, sample.site, SitePerm.QC, action="apply QC sample labels")
+    return label_apply(actor=actor, label=_sample_label(sample))
 
 
 def sample_receive(*, actor, sample: Sample, scanned_code: str) -> Sample:

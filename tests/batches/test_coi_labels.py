@@ -114,10 +114,16 @@ def test_a_print_job_has_a_sensible_size(donation, technician, quantity):
         labels_print(actor=technician, donation=donation, container_type=ContainerType.QC_SAMPLE, quantity=quantity)
 
 
-@pytest.mark.parametrize("persona", ["qp", "auditor", "qc_analyst"])
-def test_only_coordinators_and_the_floor_print_labels(donation, request, persona):
+@pytest.mark.parametrize(("persona", "container_type"), [
+    ("qp", ContainerType.QC_SAMPLE),
+    ("auditor", ContainerType.QC_SAMPLE),
+    # QC prints the labels of the samples it takes itself, and no others.
+    ("qc_analyst", ContainerType.APHERESIS_BAG),
+    ("qc_analyst", ContainerType.CULTURE_VESSEL),
+])
+def test_only_coordinators_the_floor_and_qc_for_its_samples_print_labels(donation, request, persona, container_type):
     with pytest.raises(PermissionRefused):
-        labels_print(actor=request.getfixturevalue(persona), donation=donation, container_type=ContainerType.QC_SAMPLE)
+        labels_print(actor=request.getfixturevalue(persona), donation=donation, container_type=container_type)
 
 
 def test_destroying_a_label_needs_a_reason(donation, technician):

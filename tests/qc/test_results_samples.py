@@ -8,13 +8,20 @@ import datetime as dt
 import pytest
 
 from batches.exceptions import IdentityMismatch, NotReady
-from batches.models import CustodyEvent, CustodyStep
+from batches.models import ContainerType, CustodyEvent, CustodyStep, Label, LabelStatus
+from batches.services.labels import label_reconciliation, labels_print
 from carmfg.audit.models import Action, AuditEvent
 from carmfg.exceptions import InvalidInput, PermissionRefused
 from qc.checklist import OK, release_checklist
 from qc.models import CertificationKind, Sample
 from qc.selectors import batch_test_status
-from qc.services.samples import sample_create, sample_receive, samples_create_from_steps
+from qc.services.samples import (
+    sample_create,
+    sample_label_apply,
+    sample_label_pdf,
+    sample_receive,
+    samples_create_from_steps,
+)
 
 
 @pytest.fixture
@@ -95,3 +102,72 @@ def test_qc_registers_a_sample_for_tests_of_the_specification_only(batch, qc_ana
 def test_only_qc_handles_samples(batch, technician):
     with pytest.raises(PermissionRefused):
         samples_create_from_steps(actor=technician, batch=batch)
+
+
+# --- samples QC takes by hand (e.g. a retest) and their labels ------------------------------------
+
+
+def test_a_free_applied_qc_sample_label_is_used_before_a_new_one_is_printed(batch, qc_analyst):
+    sample = sample_create(actor=qc_analyst, batch=batch, test_codes=["viability"], sample_type="Retest sample")
+
+    assert sample.label.container_code == "QC-1"
+    assert Label.objects.filter(donation=batch.donation, container_type=ContainerType.QC_SAMPLE).count() == 1
+
+
+def test_a_retest_sample_gets_a_new_qc_sample_label_printed_for_it(batch, qc_analyst):
+    samples_create_from_steps(actor=qc_analyst, batch=batch)  # takes QC-1
+
+    sample = sample_create(actor=qc_analyst, batch=batch, test_codes=["viability"], sample_type="Retest sample")
+
+    label = sample.label
+    assert (label.container_code, label.status, label.container_type) == ("QC-2", LabelStatus.PRINTED,
+                                                                          ContainerType.QC_SAMPLE)
+    assert label.donation_id == batch.donation_id
+    assert AuditEvent.objects.filter(action=Action.PRINT, object_type="batches.label", object_id=str(label.pk)).exists()
+    # Printed and not yet applied: the reconciliation shows it outstanding until it is on the tube.
+    assert "QC-2" in label_reconciliation(batch.donation).outstanding
+
+
+def test_a_retest_sample_is_received_only_once_its_label_is_applied(batch, qc_analyst):
+    samples_create_from_steps(actor=qc_analyst, batch=batch)
+    sample = sample_create(actor=qc_analyst, batch=batch, test_codes=["viability"], sample_type="Retest sample")
+    scan = f"={batch.donation.din}00/QC-2"
+
+    with pytest.raises(IdentityMismatch, match="never recorded as applied"):
+        sample_receive(actor=qc_analyst, sample=sample, scanned_code=scan)
+    sample_label_apply(actor=qc_analyst, sample=sample)
+    received = sample_receive(actor=qc_analyst, sample=sample, scanned_code=scan)
+
+    assert received.received_by == qc_analyst
+    assert label_reconciliation(batch.donation).balanced
+
+
+def test_a_sample_label_is_printed_only_before_it_is_applied_and_each_print_is_audited(batch, qc_analyst):
+    samples_create_from_steps(actor=qc_analyst, batch=batch)
+    sample = sample_create(actor=qc_analyst, batch=batch, test_codes=["viability"], sample_type="Retest sample")
+    prints = AuditEvent.objects.filter(action=Action.PRINT, object_id=str(sample.label_id)).count()
+
+    pdf = sample_label_pdf(actor=qc_analyst, sample=sample)
+
+    assert pdf.startswith(b"%PDF")
+    assert AuditEvent.objects.filter(action=Action.PRINT, object_id=str(sample.label_id)).count() == prints + 1
+    sample_label_apply(actor=qc_analyst, sample=sample)
+    with pytest.raises(NotReady, match="printed only before it is applied"):
+        sample_label_pdf(actor=qc_analyst, sample=sample)
+
+
+def test_qc_prints_only_qc_sample_labels(batch, qc_analyst):
+    with pytest.raises(PermissionRefused):
+        labels_print(actor=qc_analyst, donation=batch.donation, container_type=ContainerType.APHERESIS_BAG)
+
+
+def test_another_sites_user_cannot_register_or_print_sample_labels(batch, qc_analyst, other_site_user):
+    samples_create_from_steps(actor=qc_analyst, batch=batch)
+    sample = sample_create(actor=qc_analyst, batch=batch, test_codes=["viability"], sample_type="Retest sample")
+
+    with pytest.raises(PermissionRefused):
+        sample_create(actor=other_site_user, batch=batch, test_codes=["viability"], sample_type="Retest sample")
+    with pytest.raises(PermissionRefused):
+        sample_label_pdf(actor=other_site_user, sample=sample)
+    with pytest.raises(PermissionRefused):
+        sample_label_apply(actor=other_site_user, sample=sample)
