@@ -24,7 +24,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -155,6 +155,8 @@ class RecordContext:
     document: BatchRecordDocument
     audit_head_seq: int
     audit_head_hash: str
+    # Read models several sections share (e.g. the batch's plan), read once per record.
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,14 +170,38 @@ class Section:
 
 
 def _batch_section(ctx: RecordContext) -> Section:
+    """The cover: what the batch is, for whom (pseudonymised), and what was decided."""
+    from qc.documents_sections import when
+
     batch = ctx.document.batch
     donation = batch.donation
     product = batch.product
+    patient = batch.order.patient
+    pin = batch.specification_pin if _has_pin(batch) else None
+    certification = ctx.document.certification
+    cert_data = None
+    if certification is not None:
+        qp = certification.qp
+        cert_data = {
+            "kind": certification.kind,
+            "kind_label": certification.get_kind_display(),
+            "decision": certification.decision,
+            "decision_label": certification.get_decision_display(),
+            "justification": certification.justification,
+            "qp": {"username": qp.get_username(), "name": qp.get_full_name() or qp.get_username()},
+            "signed_at": certification.signed_at,
+            "signed": when(certification.signed_at, batch.site.zone),
+            "pending_tests": certification.pending_tests,
+        }
     return Section(
         key="batch",
         title="Batch identity",
         template="documents/batch_record/sections/_batch.html",
         data={
+            "patient": {"pseudonym": patient.pseudonym, "initials": patient.initials, "birth_year": patient.birth_year},
+            "specification": ({"title": pin.specification.title, "version": pin.specification.version}
+                              if pin is not None else None),
+            "certification": cert_data,
             "number": batch.number,
             "state": batch.state,
             "state_label": batch.get_state_display(),
@@ -190,29 +216,6 @@ def _batch_section(ctx: RecordContext) -> Section:
             "started_at": batch.started_at,
             "completed_at": batch.completed_at,
             "failure_reason": batch.failure_reason,
-        },
-    )
-
-
-def _certification_section(ctx: RecordContext) -> Section | None:
-    certification = ctx.document.certification
-    if certification is None:
-        return None
-    qp = certification.qp
-    return Section(
-        key="certification",
-        title="Certification",
-        template="documents/batch_record/sections/_certification.html",
-        data={
-            "kind": certification.kind,
-            "kind_label": certification.get_kind_display(),
-            "decision": certification.decision,
-            "decision_label": certification.get_decision_display(),
-            "justification": certification.justification,
-            "qp": {"username": qp.get_username(), "name": qp.get_full_name() or qp.get_username()},
-            "signed_at": certification.signed_at,
-            "pending_tests": certification.pending_tests,
-            "checklist": certification.checklist,
         },
     )
 
@@ -241,9 +244,25 @@ def _audit_section(ctx: RecordContext) -> Section:
 # Domain apps append their sections here (step records, QC results, deviations,
 # chain of custody…): each is ``f(ctx: RecordContext) -> Section | None``, in print
 # order. A section reads only; its data must be canonical-JSON-able.
+def _has_pin(batch) -> bool:
+    from django.core.exceptions import ObjectDoesNotExist
+
+    try:
+        batch.specification_pin  # noqa: B018 - a reverse one-to-one raises when absent
+    except ObjectDoesNotExist:
+        return False
+    return True
+
+
+def _domain_sections() -> list[Callable[[RecordContext], Section | None]]:
+    from qc.documents_sections import SECTION_BUILDERS
+
+    return list(SECTION_BUILDERS)
+
+
 SECTIONS: list[Callable[[RecordContext], Section | None]] = [
     _batch_section,
-    _certification_section,
+    *_domain_sections(),
     _audit_section,
 ]
 
@@ -335,8 +354,22 @@ def render_batch_record_html(
             "signer_fingerprint": identity.fingerprint_sha256,
             "demo_key": identity.demo,
             "timestamped": pdfsigning.configured_timestamper() is not None,
+            "watermark": record_watermark(document),
         },
     )
+
+
+def record_watermark(document: BatchRecordDocument) -> str:
+    """What every page carries across it: an export of a batch nobody has certified is a
+    draft; an export of a certified batch is a controlled copy; a certification record
+    is the record itself (no watermark)."""
+    if document.purpose != DocumentPurpose.EXPORT:
+        return ""
+    from qc.models import Certification
+
+    if Certification.objects.filter(batch_id=document.batch_id).exists():
+        return "CONTROLLED COPY"
+    return "DRAFT · NOT CERTIFIED"
 
 
 def _fetcher() -> URLFetcher:
@@ -394,8 +427,8 @@ def batch_record_generate_now(document_id: int) -> BatchRecordDocument:
         _move(document, DocumentStatus.RENDERING, attempts=document.attempts + 1)
 
     document = BatchRecordDocument.objects.select_related(
-        "site", "batch", "batch__product", "batch__donation", "batch__order", "batch__mbr", "certification",
-        "certification__qp", "requested_by",
+        "site", "batch", "batch__site", "batch__product", "batch__donation", "batch__order__patient", "batch__mbr",
+        "batch__specification_pin__specification", "certification", "certification__qp", "requested_by",
     ).get(pk=document_id)
     identity = pdfsigning.signing_identity()
     timestamper = pdfsigning.configured_timestamper()
