@@ -169,6 +169,7 @@ def _render_detail(request, batch, *, action: dict | None = None, status: int = 
             action["preview_calc"] = _calc_preview(plan, definition)
     elif mode == "verify" and action.get("record") is not None:
         action.setdefault("form", f.SignForm(initial={"expected_version": action["record"].record.version}))
+        action["form"].fields["password"].widget.attrs["autofocus"] = True  # the verifier signs at once
     deviations = list(selectors.deviation_list_for_user(request.user, site=site).filter(batch=batch)
                       .order_by("raised_at"))
     points, x_title, viability_limit = expansion_points(plan)
@@ -216,7 +217,8 @@ def _refused(request, batch, action: dict, exc: GMPError) -> HttpResponse:
             action["request_use"] = {
                 "thing": thing, "definition": exc.definition,
                 "form": f.RequestUseForm(initial={"lot_barcode": lot.barcode if lot else "",
-                                                  "equipment_code": equipment.asset_id if equipment else ""}),
+                                                  "equipment_code": equipment.asset_id if equipment else ""},
+                                         auto_id="use_%s"),  # ids unique beside the step form
             }
     return _render_detail(request, batch, action=action, status=exc.status_code)
 

@@ -114,6 +114,8 @@ def _render_batch(request, pk, *, posted=None, error_field=None, status=200):
         "can_enter": batch.state in QC_ACTIVE_STATES,
         "posted": posted or {}, "error_field": error_field, "qualitative_labels": dict(QualitativeResult.choices),
         "requirements": qc.requirements,
+        # The scanner types into the first sample still to receive.
+        "first_pending_sample": next((s.pk for s in qc.samples if s.received_at is None), None),
     }
     return render(request, "qc/batch.html", context, status=status)
 
