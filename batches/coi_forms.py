@@ -4,12 +4,17 @@ activates it) and stored in UTC."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from batches.models import ContainerType, DeviationClass, Product
+from carmfg.choices import translated_choices
 from carmfg.textinput import REASON_MAX_LENGTH
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 # A scanner sends at most a few dozen characters; more is kept for the service to refuse
@@ -33,7 +38,7 @@ def _date_input():
     return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
-def _datetime_field(label: str, **kwargs) -> forms.DateTimeField:
+def _datetime_field(label: StrOrPromise, **kwargs) -> forms.DateTimeField:
     return forms.DateTimeField(
         label=label, input_formats=[DATETIME_FORMAT, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_FORMAT), **kwargs,
@@ -43,22 +48,22 @@ def _datetime_field(label: str, **kwargs) -> forms.DateTimeField:
 class ChangeForm(forms.Form):
     """What every change of an existing record adds: why, and which version it changes."""
 
-    reason = forms.CharField(label="Reason for the change", max_length=REASON_MAX_LENGTH,
+    reason = forms.CharField(label=_("Reason for the change"), max_length=REASON_MAX_LENGTH,
                              widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text="Kept in the audit trail with the old and new values.")
+                             help_text=_("Kept in the audit trail with the old and new values."))
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 
 
 class PatientForm(forms.Form):
-    initials = forms.CharField(max_length=4, help_text="As printed on the labels, e.g. A.B.")
-    birth_year = forms.IntegerField(min_value=1900, max_value=2100)
-    hospital_record_number = forms.CharField(max_length=64, help_text="Seen by coordinators only.")
-    wristband_code = forms.CharField(
-        max_length=64, help_text="What the patient's wristband barcode carries: scan it here.",
+    initials = forms.CharField(label=_("Initials"), max_length=4, help_text=_("As printed on the labels, e.g. A.B."))
+    birth_year = forms.IntegerField(label=_("Birth year"), min_value=1900, max_value=2100)
+    hospital_record_number = forms.CharField(label=_("Hospital record number"), max_length=64, help_text=_("Seen by coordinators only."))
+    wristband_code = forms.CharField(label=_("Wristband code"),
+        max_length=64, help_text=_("What the patient's wristband barcode carries: scan it here."),
         widget=forms.TextInput(attrs=SCAN_ATTRS),
     )
-    weight_kg = forms.DecimalField(label="Weight (kg)", max_digits=5, decimal_places=1, min_value=0)
-    weight_measured_on = forms.DateField(label="Weight measured on", widget=_date_input())
+    weight_kg = forms.DecimalField(label=_("Weight (kg)"), max_digits=5, decimal_places=1, min_value=0)
+    weight_measured_on = forms.DateField(label=_("Weight measured on"), widget=_date_input())
 
 
 class PatientEditForm(PatientForm, ChangeForm):
@@ -67,16 +72,16 @@ class PatientEditForm(PatientForm, ChangeForm):
 
 class OrderForm(forms.Form):
     product = forms.ModelChoiceField(queryset=Product.objects.none(), empty_label=None)
-    indication = forms.CharField(max_length=200)
-    treating_physician = forms.CharField(max_length=200)
-    physician_email = forms.EmailField(required=False, max_length=254,
-                                       help_text="Told first of a late failing QC result.")
+    indication = forms.CharField(label=_("Indication"), max_length=200)
+    treating_physician = forms.CharField(label=_("Treating physician"), max_length=200)
+    physician_email = forms.EmailField(label=_("Physician email"), required=False, max_length=254,
+                                       help_text=_("Told first of a late failing QC result."))
     target_dose_cells_per_kg = forms.DecimalField(
-        label="Target dose (CAR+ cells per kg)", max_digits=20, decimal_places=0, min_value=1,
-        help_text="e.g. 1000000 or 1e6",
+        label=_("Target dose (CAR+ cells per kg)"), max_digits=20, decimal_places=0, min_value=1,
+        help_text=_("e.g. 1000000 or 1e6"),
     )
-    planned_collection_date = forms.DateField(widget=_date_input())
-    planned_infusion_date = forms.DateField(required=False, widget=_date_input())
+    planned_collection_date = forms.DateField(label=_("Planned collection date"), widget=_date_input())
+    planned_infusion_date = forms.DateField(label=_("Planned infusion date"), required=False, widget=_date_input())
 
     def __init__(self, *args, products, **kwargs):
         super().__init__(*args, **kwargs)
@@ -88,28 +93,28 @@ class OrderEditForm(OrderForm, ChangeForm):
 
 
 class CollectionForm(forms.Form):
-    collection_date = forms.DateField(label="Day of apheresis", widget=_date_input())
+    collection_date = forms.DateField(label=_("Day of apheresis"), widget=_date_input())
 
 
 class LabelPrintForm(forms.Form):
-    container_type = forms.ChoiceField(choices=ContainerType.choices)
-    quantity = forms.IntegerField(min_value=1, max_value=24, initial=1,
-                                  help_text="Final product bags: one label per fraction, whatever the quantity.")
-    expires_at = _datetime_field("Product expiry (final product bags)", required=False)
+    container_type = forms.ChoiceField(label=_("Container type"), choices=translated_choices(ContainerType.choices))
+    quantity = forms.IntegerField(label=_("Quantity"), min_value=1, max_value=24, initial=1,
+                                  help_text=_("Final product bags: one label per fraction, whatever the quantity."))
+    expires_at = _datetime_field(_("Product expiry (final product bags)"), required=False)
 
 
 class LabelDestroyForm(forms.Form):
-    reason = forms.CharField(label="Why is the label destroyed?", max_length=REASON_MAX_LENGTH,
+    reason = forms.CharField(label=_("Why is the label destroyed?"), max_length=REASON_MAX_LENGTH,
                              widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class CustodyScanForm(forms.Form):
-    temperature_c = forms.DecimalField(label="Temperature (°C)", max_digits=5, decimal_places=1, required=False)
-    location = forms.CharField(max_length=200, help_text="Room, fridge or ward")
+    temperature_c = forms.DecimalField(label=_("Temperature (°C)"), max_digits=5, decimal_places=1, required=False)
+    location = forms.CharField(label=_("Location"), max_length=200, help_text=_("Room, fridge or ward"))
     scanned_code = forms.CharField(
-        label="Scan the label", max_length=SCAN_MAX_LENGTH, strip=False,
+        label=_("Scan the label"), max_length=SCAN_MAX_LENGTH, strip=False,
         widget=forms.TextInput(attrs={**SCAN_ATTRS, "autofocus": True}),
-        help_text="Scan the square DataMatrix code: the scanner presses Enter for you.",
+        help_text=_("Scan the square DataMatrix code: the scanner presses Enter for you."),
     )
 
     def __init__(self, *args, asks_temperature: bool, **kwargs):
@@ -124,23 +129,23 @@ class CustodyScanForm(forms.Form):
         chain_enter(self, ["temperature_c", "location", "scanned_code"])
 
 
-YES_NO = [("yes", "Yes, intact"), ("no", "No: damaged or leaking")]
+YES_NO = [("yes", _("Yes, intact")), ("no", _("No: damaged or leaking"))]
 
 
 class IntakeForm(forms.Form):
-    collection_started_at = _datetime_field("Collection started")
-    collection_ended_at = _datetime_field("Collection ended")
-    received_at = _datetime_field("Received here")
-    transport_temperature_c = forms.DecimalField(label="Transport temperature (°C)", max_digits=5, decimal_places=1)
-    volume_ml = forms.DecimalField(label="Volume (mL)", max_digits=7, decimal_places=1, min_value=0)
-    wbc_10e3_per_ul = forms.DecimalField(label="WBC (×10³/µL)", max_digits=7, decimal_places=2, min_value=0)
-    cd3_cells_total = forms.DecimalField(label="CD3+ cells (total)", max_digits=20, decimal_places=0, min_value=0,
-                                         help_text="e.g. 3200000000 or 3.2e9")
-    bag_intact = forms.TypedChoiceField(label="Bag intact?", choices=YES_NO, coerce=lambda v: v == "yes",
+    collection_started_at = _datetime_field(_("Collection started"))
+    collection_ended_at = _datetime_field(_("Collection ended"))
+    received_at = _datetime_field(_("Received here"))
+    transport_temperature_c = forms.DecimalField(label=_("Transport temperature (°C)"), max_digits=5, decimal_places=1)
+    volume_ml = forms.DecimalField(label=_("Volume (mL)"), max_digits=7, decimal_places=1, min_value=0)
+    wbc_10e3_per_ul = forms.DecimalField(label=_("WBC (×10³/µL)"), max_digits=7, decimal_places=2, min_value=0)
+    cd3_cells_total = forms.DecimalField(label=_("CD3+ cells (total)"), max_digits=20, decimal_places=0, min_value=0,
+                                         help_text=_("e.g. 3200000000 or 3.2e9"))
+    bag_intact = forms.TypedChoiceField(label=_("Bag intact?"), choices=YES_NO, coerce=lambda v: v == "yes",
                                         widget=forms.RadioSelect)
-    label_scanned_code = forms.CharField(label="Scan the bag label", max_length=SCAN_MAX_LENGTH, strip=False,
+    label_scanned_code = forms.CharField(label=_("Scan the bag label"), max_length=SCAN_MAX_LENGTH, strip=False,
                                          widget=forms.TextInput(attrs=SCAN_ATTRS),
-                                         help_text="Must be this donation's apheresis bag (AB-n).")
+                                         help_text=_("Must be this donation's apheresis bag (AB-n)."))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -148,27 +153,27 @@ class IntakeForm(forms.Form):
 
 
 class IntakeDecisionForm(forms.Form):
-    decision = forms.ChoiceField(choices=[("accept_with_deviation", "Accept with deviation"), ("reject", "Reject")],
+    decision = forms.ChoiceField(label=_("Decision"), choices=[("accept_with_deviation", _("Accept with deviation")), ("reject", _("Reject"))],
                                  widget=forms.RadioSelect)
-    classification = forms.ChoiceField(choices=DeviationClass.choices, initial=DeviationClass.MAJOR,
-                                       label="Deviation class (if accepted)")
+    classification = forms.ChoiceField(choices=translated_choices(DeviationClass.choices), initial=DeviationClass.MAJOR,
+                                       label=_("Deviation class (if accepted)"))
     reason = forms.CharField(max_length=REASON_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 3}),
-                             label="Reason for the decision")
+                             label=_("Reason for the decision"))
     password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-                               max_length=4096, strip=False, label="Your password (signature)")
+                               max_length=4096, strip=False, label=_("Your password (signature)"))
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 
 
 class InfusionForm(forms.Form):
-    fraction_number = forms.TypedChoiceField(coerce=int, label="Fraction")
-    infused_at = _datetime_field("Infusion started")
-    bag_scanned_code = forms.CharField(label="1. Scan the product bag", max_length=SCAN_MAX_LENGTH, strip=False,
+    fraction_number = forms.TypedChoiceField(coerce=int, label=_("Fraction"))
+    infused_at = _datetime_field(_("Infusion started"))
+    bag_scanned_code = forms.CharField(label=_("1. Scan the product bag"), max_length=SCAN_MAX_LENGTH, strip=False,
                                        widget=forms.TextInput(attrs={**SCAN_ATTRS, "autofocus": True}),
-                                       help_text="The square DataMatrix code on the bag's label (FP-n).")
-    wristband_scanned_code = forms.CharField(label="2. Scan the patient's wristband", max_length=SCAN_MAX_LENGTH,
+                                       help_text=_("The square DataMatrix code on the bag's label (FP-n)."))
+    wristband_scanned_code = forms.CharField(label=_("2. Scan the patient's wristband"), max_length=SCAN_MAX_LENGTH,
                                              strip=False, widget=forms.TextInput(attrs=SCAN_ATTRS),
-                                             help_text="The scan submits the form.")
-    note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+                                             help_text=_("The scan submits the form."))
+    note = forms.CharField(label=_("Note"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, fractions: list[tuple[int, str]], **kwargs):
         super().__init__(*args, **kwargs)

@@ -3,16 +3,24 @@ bytes in every CharField); every GMP rule is checked again by the services."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from batches.calculations import REGISTRY
 from batches.models import ContainerType, DeviationClass, EquipmentStatus, StepKind
 from batches.services.mbr import STEP_LIMIT_FIELDS
+from carmfg.choices import translated_choices
 
-SIGNATURE_HELP = "Your signature: re-enter your password."
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+SIGNATURE_HELP = _("Your signature: re-enter your password.")
+SIGNATURE_LABEL = _("Password (signature)")
 
 
-def password_field(label: str = "Password (signature)") -> forms.CharField:
+def password_field(label: StrOrPromise = SIGNATURE_LABEL) -> forms.CharField:
     return forms.CharField(label=label, max_length=4096, required=False, strip=False,
                            widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}), help_text=SIGNATURE_HELP)
 
@@ -20,24 +28,24 @@ def password_field(label: str = "Password (signature)") -> forms.CharField:
 class StepForm(forms.Form):
     """Recording (or correcting) one step; the fields shown depend on the step's kind."""
 
-    value = forms.CharField(label="Value", max_length=40, required=False,
+    value = forms.CharField(label=_("Value"), max_length=40, required=False,
                             widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off",
                                                           "spellcheck": "false"}))
     unit = forms.CharField(max_length=40, required=False, widget=forms.HiddenInput)
-    lot_barcode = forms.CharField(label="Scan the lot barcode", max_length=200, required=False,
+    lot_barcode = forms.CharField(label=_("Scan the lot barcode"), max_length=200, required=False,
                                   widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false",
                                                                 "class": "scan"}))
-    equipment_code = forms.CharField(label="Scan the equipment asset label", max_length=200, required=False,
+    equipment_code = forms.CharField(label=_("Scan the equipment asset label"), max_length=200, required=False,
                                      widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false",
                                                                    "class": "scan"}))
-    scanned_code = forms.CharField(label="Scan the label (DIN)", max_length=200, required=False,
+    scanned_code = forms.CharField(label=_("Scan the label (DIN)"), max_length=200, required=False,
                                    widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false",
                                                                  "class": "scan"}))
-    quantity = forms.CharField(label="Quantity used", max_length=20, required=False)
-    confirmed = forms.BooleanField(label="I checked the value and confirm it", required=False)
-    comment = forms.CharField(label="Comment", max_length=2000, required=False,
+    quantity = forms.CharField(label=_("Quantity used"), max_length=20, required=False)
+    confirmed = forms.BooleanField(label=_("I checked the value and confirm it"), required=False)
+    comment = forms.CharField(label=_("Comment"), max_length=2000, required=False,
                               widget=forms.Textarea(attrs={"rows": 2}))
-    reason = forms.CharField(label="Reason for the correction", max_length=2000, required=False,
+    reason = forms.CharField(label=_("Reason for the correction"), max_length=2000, required=False,
                              widget=forms.Textarea(attrs={"rows": 2}))
     password = password_field()
     expected_occurrence = forms.IntegerField(required=False, min_value=1, max_value=32767, widget=forms.HiddenInput)
@@ -90,12 +98,12 @@ class StepForm(forms.Form):
 
 class SignForm(forms.Form):
     password = password_field()
-    comment = forms.CharField(label="Comment", max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = forms.CharField(label=_("Comment"), max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
     expected_version = forms.IntegerField(required=False, min_value=1, max_value=2**31, widget=forms.HiddenInput)
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(label="Reason", max_length=2000, required=True, widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(label=_("Reason"), max_length=2000, required=True, widget=forms.Textarea(attrs={"rows": 2}))
     expected_version = forms.IntegerField(min_value=1, max_value=2**31, widget=forms.HiddenInput)
 
 
@@ -106,13 +114,13 @@ class VersionForm(forms.Form):
 class RequestUseForm(forms.Form):
     lot_barcode = forms.CharField(max_length=200, required=False, widget=forms.HiddenInput)
     equipment_code = forms.CharField(max_length=200, required=False, widget=forms.HiddenInput)
-    justification = forms.CharField(label="Why must this be used? (goes to the QP)", max_length=10_000,
+    justification = forms.CharField(label=_("Why must this be used? (goes to the QP)"), max_length=10_000,
                                     widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class BatchFilterForm(forms.Form):
-    state = forms.ChoiceField(required=False, label="State")
-    q = forms.CharField(required=False, max_length=40, label="Batch or DIN")
+    state = forms.ChoiceField(required=False, label=_("State"))
+    q = forms.CharField(required=False, max_length=40, label=_("Batch or DIN"))
 
     def __init__(self, *args, states, **kwargs):
         super().__init__(*args, **kwargs)
@@ -123,10 +131,10 @@ class BatchFilterForm(forms.Form):
 
 
 class DeviationRaiseForm(forms.Form):
-    classification = forms.ChoiceField(choices=DeviationClass.choices, initial=DeviationClass.MINOR)
-    title = forms.CharField(max_length=200)
-    description = forms.CharField(max_length=10_000, widget=forms.Textarea(attrs={"rows": 4}))
-    batch = forms.ChoiceField(required=False, label="Batch (if any)")
+    classification = forms.ChoiceField(label=_("Classification"), choices=translated_choices(DeviationClass.choices), initial=DeviationClass.MINOR)
+    title = forms.CharField(label=_("Title"), max_length=200)
+    description = forms.CharField(label=_("Description"), max_length=10_000, widget=forms.Textarea(attrs={"rows": 4}))
+    batch = forms.ChoiceField(required=False, label=_("Batch (if any)"))
 
     def __init__(self, *args, batches, **kwargs):
         super().__init__(*args, **kwargs)
@@ -134,15 +142,15 @@ class DeviationRaiseForm(forms.Form):
 
 
 class DeviationUpdateForm(forms.Form):
-    classification = forms.ChoiceField(choices=DeviationClass.choices)
-    title = forms.CharField(max_length=200)
-    description = forms.CharField(max_length=10_000, widget=forms.Textarea(attrs={"rows": 3}))
-    impact_assessment = forms.CharField(max_length=10_000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    root_cause = forms.CharField(max_length=10_000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    capa = forms.CharField(label="CAPA (corrective and preventive actions)", max_length=10_000, required=False,
+    classification = forms.ChoiceField(label=_("Classification"), choices=translated_choices(DeviationClass.choices))
+    title = forms.CharField(label=_("Title"), max_length=200)
+    description = forms.CharField(label=_("Description"), max_length=10_000, widget=forms.Textarea(attrs={"rows": 3}))
+    impact_assessment = forms.CharField(label=_("Impact assessment"), max_length=10_000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    root_cause = forms.CharField(label=_("Root cause"), max_length=10_000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    capa = forms.CharField(label=_("CAPA (corrective and preventive actions)"), max_length=10_000, required=False,
                            widget=forms.Textarea(attrs={"rows": 3}))
-    reason = forms.CharField(label="Reason for this change", max_length=2000,
-                             widget=forms.TextInput(attrs={"placeholder": "e.g. investigation completed"}))
+    reason = forms.CharField(label=_("Reason for this change"), max_length=2000,
+                             widget=forms.TextInput(attrs={"placeholder": _("e.g. investigation completed")}))
     expected_version = forms.IntegerField(min_value=1, max_value=2**31, widget=forms.HiddenInput)
 
 
@@ -150,49 +158,49 @@ class DeviationUpdateForm(forms.Form):
 
 
 class MbrHeaderForm(forms.Form):
-    title = forms.CharField(max_length=200)
-    change_summary = forms.CharField(max_length=5000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    reason = forms.CharField(max_length=2000, required=False, initial="draft edit")
+    title = forms.CharField(label=_("Title"), max_length=200)
+    change_summary = forms.CharField(label=_("Change summary"), max_length=5000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(label=_("Reason"), max_length=2000, required=False, initial="draft edit")
     expected_revision = forms.IntegerField(min_value=1, max_value=2**31, widget=forms.HiddenInput)
 
 
 class MbrCloneForm(forms.Form):
-    change_summary = forms.CharField(label="What will change in the new version", max_length=5000,
+    change_summary = forms.CharField(label=_("What will change in the new version"), max_length=5000,
                                      widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class StageForm(forms.Form):
-    code = forms.SlugField(max_length=40)
-    name = forms.CharField(max_length=200)
+    code = forms.SlugField(label=_("Code"), max_length=40)
+    name = forms.CharField(label=_("Name"), max_length=200)
     expected_revision = forms.IntegerField(min_value=1, max_value=2**31, widget=forms.HiddenInput)
 
 
 class StepDefinitionForm(forms.Form):
-    code = forms.CharField(max_length=60, help_text="Unique in the record; calculations refer to steps by code.")
-    title = forms.CharField(max_length=200)
-    kind = forms.ChoiceField(choices=StepKind.choices)
-    instruction = forms.CharField(max_length=5000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    unit = forms.CharField(max_length=40, required=False)
-    decimal_places = forms.IntegerField(min_value=0, max_value=6, initial=0)
-    alert_min = forms.CharField(max_length=40, required=False)
-    alert_max = forms.CharField(max_length=40, required=False)
-    action_min = forms.CharField(max_length=40, required=False)
-    action_max = forms.CharField(max_length=40, required=False)
-    material_type = forms.CharField(max_length=60, required=False)
-    quantity = forms.CharField(max_length=20, required=False)
-    equipment_type = forms.CharField(max_length=60, required=False)
-    calculation = forms.ChoiceField(required=False, choices=[("", "—"), *((k, c.label) for k, c in REGISTRY.items())])
-    calculation_inputs = forms.CharField(
+    code = forms.CharField(label=_("Code"), max_length=60, help_text=_("Unique in the record; calculations refer to steps by code."))
+    title = forms.CharField(label=_("Title"), max_length=200)
+    kind = forms.ChoiceField(label=_("Kind"), choices=translated_choices(StepKind.choices))
+    instruction = forms.CharField(label=_("Instruction"), max_length=5000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    unit = forms.CharField(label=_("Unit"), max_length=40, required=False)
+    decimal_places = forms.IntegerField(label=_("Decimal places"), min_value=0, max_value=6, initial=0)
+    alert_min = forms.CharField(label=_("Alert min"), max_length=40, required=False)
+    alert_max = forms.CharField(label=_("Alert max"), max_length=40, required=False)
+    action_min = forms.CharField(label=_("Action min"), max_length=40, required=False)
+    action_max = forms.CharField(label=_("Action max"), max_length=40, required=False)
+    material_type = forms.CharField(label=_("Material type"), max_length=60, required=False)
+    quantity = forms.CharField(label=_("Quantity"), max_length=20, required=False)
+    equipment_type = forms.CharField(label=_("Equipment type"), max_length=60, required=False)
+    calculation = forms.ChoiceField(label=_("Calculation"), required=False, choices=[("", "—"), *((k, c.label) for k, c in REGISTRY.items())])
+    calculation_inputs = forms.CharField(label=_("Calculation inputs"),
         max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
-        help_text="One input per line: <code>input = source</code>, e.g. <code>volume_ml = step:vector_volume_ml</code>, "
-                  "<code>titer_tu_per_ml = lot:vector_lot:titer</code>, <code>weight_kg = patient:weight_kg</code>.")
-    container_type = forms.ChoiceField(required=False, choices=[("", "—"), *ContainerType.choices])
-    sample_tests = forms.CharField(max_length=1000, required=False, help_text="QC test codes, separated by commas.")
-    critical = forms.BooleanField(required=False, help_text="Out of action limits puts the batch on hold.")
-    requires_verification = forms.BooleanField(required=False, help_text="A second person verifies.")
-    repeatable = forms.BooleanField(required=False, help_text="Recorded once per occurrence (e.g. daily counts).")
-    allow_out_of_order = forms.BooleanField(required=False)
-    reason = forms.CharField(label="Reason for the change", max_length=2000, required=False)
+        help_text=_("One input per line: <code>input = source</code>, e.g. <code>volume_ml = step:vector_volume_ml</code>, "
+                    "<code>titer_tu_per_ml = lot:vector_lot:titer</code>, <code>weight_kg = patient:weight_kg</code>."))
+    container_type = forms.ChoiceField(label=_("Container type"), required=False, choices=[("", "—"), *translated_choices(ContainerType.choices)])
+    sample_tests = forms.CharField(label=_("Sample tests"), max_length=1000, required=False, help_text=_("QC test codes, separated by commas."))
+    critical = forms.BooleanField(label=_("Critical"), required=False, help_text=_("Out of action limits puts the batch on hold."))
+    requires_verification = forms.BooleanField(label=_("Requires verification"), required=False, help_text=_("A second person verifies."))
+    repeatable = forms.BooleanField(label=_("Repeatable"), required=False, help_text=_("Recorded once per occurrence (e.g. daily counts)."))
+    allow_out_of_order = forms.BooleanField(label=_("Allow out of order"), required=False)
+    reason = forms.CharField(label=_("Reason for the change"), max_length=2000, required=False)
     expected_revision = forms.IntegerField(min_value=1, max_value=2**31, widget=forms.HiddenInput)
 
     LIMIT_FIELDS = STEP_LIMIT_FIELDS
@@ -235,30 +243,30 @@ class StepDefinitionForm(forms.Form):
 
 
 class LotForm(forms.Form):
-    material_type = forms.CharField(max_length=60, help_text="As named in the recipe, e.g. transact, lentiviral_vector.")
-    name = forms.CharField(max_length=200)
-    lot_number = forms.CharField(max_length=64)
-    barcode = forms.CharField(max_length=200, help_text="What scanning the lot label gives.",
+    material_type = forms.CharField(label=_("Material type"), max_length=60, help_text=_("As named in the recipe, e.g. transact, lentiviral_vector."))
+    name = forms.CharField(label=_("Name"), max_length=200)
+    lot_number = forms.CharField(label=_("Lot number"), max_length=64)
+    barcode = forms.CharField(label=_("Barcode"), max_length=200, help_text=_("What scanning the lot label gives."),
                               widget=forms.TextInput(attrs={"class": "scan", "autocomplete": "off"}))
-    expiry_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    titer_tu_per_ml = forms.CharField(label="Titer (TU/mL, vectors only)", max_length=40, required=False)
+    expiry_date = forms.DateField(label=_("Expiry date"), widget=forms.DateInput(attrs={"type": "date"}))
+    titer_tu_per_ml = forms.CharField(label=_("Titer (TU/mL, vectors only)"), max_length=40, required=False)
 
 
 class LotRejectForm(forms.Form):
-    reason = forms.CharField(max_length=2000)
+    reason = forms.CharField(label=_("Reason"), max_length=2000)
     password = password_field()
     expected_version = forms.IntegerField(min_value=1, max_value=2**31, widget=forms.HiddenInput)
 
 
 class EquipmentForm(forms.Form):
-    asset_id = forms.CharField(max_length=64, widget=forms.TextInput(attrs={"class": "scan", "autocomplete": "off"}))
-    equipment_type = forms.CharField(max_length=60, help_text="As named in the recipe, e.g. cell_processor.")
-    name = forms.CharField(max_length=200)
-    status = forms.ChoiceField(choices=EquipmentStatus.choices, initial=EquipmentStatus.IN_SERVICE)
-    calibration_due = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    maintenance_due = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    asset_id = forms.CharField(label=_("Asset id"), max_length=64, widget=forms.TextInput(attrs={"class": "scan", "autocomplete": "off"}))
+    equipment_type = forms.CharField(label=_("Equipment type"), max_length=60, help_text=_("As named in the recipe, e.g. cell_processor."))
+    name = forms.CharField(label=_("Name"), max_length=200)
+    status = forms.ChoiceField(label=_("Status"), choices=translated_choices(EquipmentStatus.choices), initial=EquipmentStatus.IN_SERVICE)
+    calibration_due = forms.DateField(label=_("Calibration due"), widget=forms.DateInput(attrs={"type": "date"}))
+    maintenance_due = forms.DateField(label=_("Maintenance due"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
 class EquipmentEditForm(EquipmentForm):
-    reason = forms.CharField(max_length=2000, help_text="e.g. calibrated, certificate CAL-2026-114")
+    reason = forms.CharField(label=_("Reason"), max_length=2000, help_text=_("e.g. calibrated, certificate CAL-2026-114"))
     expected_version = forms.IntegerField(min_value=1, max_value=2**31, widget=forms.HiddenInput)

@@ -3,19 +3,21 @@ from __future__ import annotations
 from typing import cast
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from carmfg.audit.models import Action
 from carmfg.audit.selectors import AuditFilter
+from carmfg.choices import translated_choices
 
 
 class AuditFilterForm(forms.Form):
-    site = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Site")
-    root = forms.CharField(required=False, max_length=170, label="Record (e.g. batches.batch:12)")
-    username = forms.CharField(required=False, max_length=150, label="User")
-    object_type = forms.CharField(required=False, max_length=100, label="Object type")
-    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *Action.choices])
-    date_from = forms.DateField(required=False, label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    site = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label=_("Site"))
+    root = forms.CharField(required=False, max_length=170, label=_("Record (e.g. batches.batch:12)"))
+    username = forms.CharField(required=False, max_length=150, label=_("User"))
+    object_type = forms.CharField(required=False, max_length=100, label=_("Object type"))
+    action = forms.ChoiceField(label=_("Action"), required=False, choices=[("", "Any action"), *translated_choices(Action.choices)])
+    date_from = forms.DateField(required=False, label=_("From (UTC)"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label=_("To (UTC)"), widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args, sites, **kwargs):
         super().__init__(*args, **kwargs)

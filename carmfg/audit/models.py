@@ -10,26 +10,27 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_noop
 
 from carmfg.canonical import GENESIS_HASH
 
 
 class Action(models.TextChoices):
-    CREATE = "create", "Created"
-    UPDATE = "update", "Updated"
-    DELETE = "delete", "Deleted"
-    SIGN = "sign", "Signed"
-    SIGN_REFUSED = "sign_refused", "Signature refused"
-    VOID = "void", "Signature voided"
-    TRANSITION = "transition", "State changed"
-    BLOCKED = "blocked", "Action blocked"
-    VIEW_EXPORT = "view_export", "Exported"
-    PRINT = "print", "Printed"
-    LOGIN = "login", "Logged in"
-    LOGIN_FAILED = "login_failed", "Login failed"
-    LOGOUT = "logout", "Logged out"
-    LOCKED_OUT = "locked_out", "Locked out"
-    SITE_SWITCH = "site_switch", "Switched site"
+    CREATE = "create", gettext_noop("Created")
+    UPDATE = "update", gettext_noop("Updated")
+    DELETE = "delete", gettext_noop("Deleted")
+    SIGN = "sign", gettext_noop("Signed")
+    SIGN_REFUSED = "sign_refused", gettext_noop("Signature refused")
+    VOID = "void", gettext_noop("Signature voided")
+    TRANSITION = "transition", gettext_noop("State changed")
+    BLOCKED = "blocked", gettext_noop("Action blocked")
+    VIEW_EXPORT = "view_export", gettext_noop("Exported")
+    PRINT = "print", gettext_noop("Printed")
+    LOGIN = "login", gettext_noop("Logged in")
+    LOGIN_FAILED = "login_failed", gettext_noop("Login failed")
+    LOGOUT = "logout", gettext_noop("Logged out")
+    LOCKED_OUT = "locked_out", gettext_noop("Locked out")
+    SITE_SWITCH = "site_switch", gettext_noop("Switched site")
 
 
 class AuditEvent(models.Model):
