@@ -6,8 +6,8 @@ from rest_framework import exceptions, serializers
 from rest_framework.decorators import api_view, permission_classes, schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from carmfg.accounts.models import Site
 from carmfg.accounts.selectors import site_list_for_user
 from carmfg.api.base import ApiViewMixin
 
@@ -20,7 +20,10 @@ class SiteSerializer(serializers.Serializer):
     facility_identification_number = serializers.CharField()
 
 
-class MySites(ApiViewMixin, APIView):
+class MySites(ApiViewMixin):
+    queryset = Site.objects.none()
+    pagination_class = None
+
     @extend_schema(responses={200: SiteSerializer(many=True)})
     def get(self, request):
         """The sites where the caller holds a role."""

@@ -8,6 +8,8 @@ from rest_framework import serializers
 
 from batches.models import (
     Batch,
+    BatchFailureReason,
+    BatchState,
     CustodyEvent,
     CustodyStep,
     Deviation,
@@ -81,7 +83,13 @@ class PatientUpdateSerializer(serializers.Serializer):
                                        help_text="The version you read, unless you send If-Match.")
 
 
+def _blank_or(choices) -> serializers.ChoiceField:
+    """A read-only choice that may also be empty (the field is blank until it applies)."""
+    return serializers.ChoiceField(choices=[("", "(none)"), *choices], read_only=True)
+
+
 class OrderSerializer(serializers.ModelSerializer):
+    failure_reason = _blank_or(BatchFailureReason.choices)
     patient_pseudonym = serializers.CharField(source="patient.pseudonym", read_only=True)
     product_code = serializers.CharField(source="product.code", read_only=True)
     donation = serializers.SerializerMethodField()
@@ -140,6 +148,8 @@ class OrderUpdateSerializer(serializers.Serializer):
 
 
 class BatchSerializer(serializers.ModelSerializer):
+    state_before_hold = _blank_or(BatchState.choices)
+    failure_reason = _blank_or(BatchFailureReason.choices)
     din = serializers.CharField(source="donation.din", read_only=True)
     product_code = serializers.CharField(source="product.code", read_only=True)
     patient_pseudonym = serializers.CharField(source="order.patient.pseudonym", read_only=True)

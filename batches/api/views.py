@@ -29,12 +29,15 @@ from batches.models import (
 )
 from batches.services import custody, deviations, execution, patients
 from batches.timeline import coi_timeline
+from carmfg.accounts.permissions import SitePerm
 from carmfg.accounts.selectors import site_get_for_user, site_ids_for_user
 from carmfg.api.base import (
     ApiViewMixin,
+    IdFilter,
     expected_version,
     pk_or_404,
     request_of,
+    require_any_site_perm,
     stale_as_precondition_failed,
     with_etag,
 )
@@ -59,7 +62,7 @@ def _valid(serializer_class, request):
 
 
 class PatientFilter(django_filters.FilterSet):
-    site = django_filters.NumberFilter(field_name="site_id")
+    site = IdFilter(field_name="site_id")
     pseudonym = django_filters.CharFilter(max_length=32)
 
     class Meta:
@@ -79,6 +82,7 @@ class PatientList(ApiViewMixin, generics.ListAPIView):
     @extend_schema(request=s.PatientCreateSerializer, responses={201: s.PatientSerializer})
     def post(self, request):
         """Register a patient (coordinators)."""
+        require_any_site_perm(request.user, (SitePerm.PATIENTS,), action="register patients")
         data = _valid(s.PatientCreateSerializer, request)
         data["site"] = _body_ref("site", lambda pk: site_get_for_user(request.user, pk), data["site"])
         patient = patients.patient_create(actor=request.user, **data)
@@ -102,6 +106,7 @@ class PatientDetail(ApiViewMixin, generics.GenericAPIView):
     def patch(self, request, pk):
         """Correct a patient's data with a reason (coordinators). Send If-Match (the ETag) or ``version``."""
         patient = self.get_object()
+        require_any_site_perm(request.user, (SitePerm.PATIENTS,), action="change patients", site=patient.site)
         data = _valid(s.PatientUpdateSerializer, request)
         reason = data.pop("reason")
         version, from_header = expected_version(request, patient, data.pop("version", None))
@@ -115,8 +120,8 @@ class PatientDetail(ApiViewMixin, generics.GenericAPIView):
 
 
 class OrderFilter(django_filters.FilterSet):
-    site = django_filters.NumberFilter(field_name="site_id")
-    patient = django_filters.NumberFilter(field_name="patient_id")
+    site = IdFilter(field_name="site_id")
+    patient = IdFilter(field_name="patient_id")
     status = django_filters.ChoiceFilter(choices=OrderStatus.choices)
 
     class Meta:
@@ -144,6 +149,7 @@ class OrderList(ApiViewMixin, generics.ListAPIView):
     @extend_schema(request=s.OrderCreateSerializer, responses={201: s.OrderSerializer})
     def post(self, request):
         """Order a product for a patient (coordinators)."""
+        require_any_site_perm(request.user, (SitePerm.PATIENTS,), action="register orders")
         data = _valid(s.OrderCreateSerializer, request)
         data["patient"] = _body_ref("patient", lambda pk: selectors.patient_get_for_user(request.user, pk),
                                     data["patient"])
@@ -168,6 +174,7 @@ class OrderDetail(ApiViewMixin, generics.GenericAPIView):
     def patch(self, request, pk):
         """Change an order with a reason (coordinators). Send If-Match (the ETag) or ``version``."""
         order = self.get_object()
+        require_any_site_perm(request.user, (SitePerm.PATIENTS,), action="change orders", site=order.site)
         data = _valid(s.OrderUpdateSerializer, request)
         reason = data.pop("reason")
         version, from_header = expected_version(request, order, data.pop("version", None))
@@ -183,9 +190,9 @@ class OrderDetail(ApiViewMixin, generics.GenericAPIView):
 
 
 class BatchFilter(django_filters.FilterSet):
-    site = django_filters.NumberFilter(field_name="site_id")
+    site = IdFilter(field_name="site_id")
     state = django_filters.ChoiceFilter(choices=BatchState.choices)
-    order = django_filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
 
     class Meta:
         model = Batch
@@ -246,6 +253,7 @@ class BatchStepRecords(ApiViewMixin, generics.ListAPIView):
         The same checks as the batch page: order of steps, limits, lots, equipment, label
         identity. A blocked scan is audited and answered 409."""
         batch = self.get_batch()
+        require_any_site_perm(request.user, (SitePerm.EXECUTE,), action="record manufacturing steps", site=batch.site)
         data = _valid(s.StepRecordCreateSerializer, request)
         definition = _body_ref("definition", lambda pk: selectors.step_definition_get_for_mbr(batch.mbr, pk),
                                data.pop("definition"))
@@ -278,6 +286,7 @@ class StepRecordVerify(ApiViewMixin, generics.GenericAPIView):
         """Second-person verification (verifiers, never the performer), password re-entered.
         Send If-Match (the ETag) or ``version``."""
         record = self.get_object()
+        require_any_site_perm(request.user, (SitePerm.VERIFY,), action="verify steps", site=record.site)
         data = _valid(s.SignRequestSerializer, request)
         version, from_header = expected_version(request, record, data.pop("version", None))
         with stale_as_precondition_failed(from_header):
@@ -307,6 +316,7 @@ class DonationCustodyEvents(ApiViewMixin, generics.ListAPIView):
         """Record a handoff by its label scan. A label that is not the one the step expects
         blocks (409): nothing is recorded and the attempt is audited."""
         donation = self.get_donation()
+        require_any_site_perm(request.user, custody.SCAN_PERMS, action="record custody scans", site=donation.site)
         data = _valid(s.CustodyScanSerializer, request)
         event = custody.custody_scan(actor=request.user, donation=donation, **data)
         return Response(s.CustodyEventSerializer(event).data, status=status.HTTP_201_CREATED)
@@ -316,8 +326,8 @@ class DonationCustodyEvents(ApiViewMixin, generics.ListAPIView):
 
 
 class DeviationFilter(django_filters.FilterSet):
-    site = django_filters.NumberFilter(field_name="site_id")
-    batch = django_filters.NumberFilter(field_name="batch_id")
+    site = IdFilter(field_name="site_id")
+    batch = IdFilter(field_name="batch_id")
     status = django_filters.ChoiceFilter(choices=DeviationStatus.choices)
     classification = django_filters.ChoiceFilter(choices=DeviationClass.choices)
 
@@ -338,6 +348,7 @@ class DeviationList(ApiViewMixin, generics.ListAPIView):
     @extend_schema(request=s.DeviationCreateSerializer, responses={201: s.DeviationSerializer})
     def post(self, request):
         """Raise a deviation by hand (technicians, verifiers, QC, QPs)."""
+        require_any_site_perm(request.user, deviations.INVESTIGATOR_PERMS, action="raise deviations")
         data = _valid(s.DeviationCreateSerializer, request)
         site = _body_ref("site", lambda pk: site_get_for_user(request.user, pk), data.pop("site"))
         if data["batch"] is not None:

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
+import django_filters
+from django import forms
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import exceptions, serializers, status
 from rest_framework.generics import GenericAPIView
@@ -20,8 +22,10 @@ from rest_framework.pagination import BasePagination, CursorPagination, PageNumb
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.schemas.inspectors import ViewInspector
 
+from carmfg.accounts.permissions import has_site_perm
+from carmfg.accounts.selectors import site_list_for_user
 from carmfg.api.errors import PROBLEM_CONTENT_TYPE
-from carmfg.exceptions import StaleRecord
+from carmfg.exceptions import PermissionRefused, StaleRecord
 
 # Primary keys are 32-bit or 64-bit integers; anything larger cannot name a record and
 # would make the database driver raise (SQLite: OverflowError) instead of answering 404.
@@ -38,6 +42,18 @@ def pk_or_404(value: object) -> int:
     if not text.isdigit() or not 0 < int(text) <= PK_MAX:
         raise exceptions.NotFound()
     return int(text)
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A record id in a query: an integer in range, or a 400 naming the parameter (an
+    out-of-range number would make the database driver raise)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", PK_MAX)
+        super().__init__(*args, **kwargs)
 
 
 # --- problem details in the schema ------------------------------------------------------------
@@ -168,6 +184,16 @@ def stale_as_precondition_failed(from_if_match: bool) -> Iterator[None]:
         if from_if_match:
             raise PreconditionFailed(exc.message) from exc
         raise
+
+
+def require_any_site_perm(user, perms: tuple[str, ...], *, action: str, site=None) -> None:
+    """Refuse (403) before reading the body when the caller holds none of ``perms`` at
+    ``site`` (or, for a create that names its site in the body, at any of their sites).
+    The service checks again at the record's site: this only answers a role that may
+    never do this with 403 rather than with the body's validation errors."""
+    sites = [site] if site is not None else list(site_list_for_user(user))
+    if not any(has_site_perm(user, s, perm) for s in sites for perm in perms):
+        raise PermissionRefused(f"Your roles do not allow you to {action}.")
 
 
 def request_of(request):

@@ -11,7 +11,7 @@ from django.urls import path
 from rest_framework import generics, serializers
 from rest_framework.exceptions import PermissionDenied
 
-from carmfg.api.base import ApiViewMixin, NewestFirstCursor
+from carmfg.api.base import ApiViewMixin, IdFilter, NewestFirstCursor
 from carmfg.audit.models import Action, AuditEvent
 from carmfg.audit.selectors import AuditFilter, audit_event_list_for_user, audit_sites_for_user
 
@@ -26,7 +26,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 
 class AuditEventFilter(django_filters.FilterSet):
-    site = django_filters.NumberFilter(field_name="site_id")
+    site = IdFilter(field_name="site_id")
     action = django_filters.ChoiceFilter(choices=Action.choices)
     actor = django_filters.CharFilter(field_name="actor_username", max_length=150)
     object_type = django_filters.CharFilter(max_length=100)

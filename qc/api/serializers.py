@@ -3,6 +3,7 @@ writes only parse types, the services judge."""
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from carmfg.api.serializers import SignaturesField
@@ -85,6 +86,7 @@ class RecordDocumentSerializer(serializers.ModelSerializer):
                   "download")
         read_only_fields = fields
 
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_download(self, document: BatchRecordDocument) -> str | None:
         if document.status != "done" or not document.file:
             return None

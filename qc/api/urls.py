@@ -9,7 +9,6 @@ urlpatterns = [
     path("qc-results/<int:pk>/", views.ResultDetail.as_view(), name="api-qc-result"),
     path("qc-results/<int:pk>/review/", views.ResultReview.as_view(), name="api-qc-result-review"),
     path("batches/<int:pk>/certifications/", views.BatchCertifications.as_view(), name="api-batch-certifications"),
-    path("certifications/<int:pk>/", views.CertificationDetail.as_view(), name="api-certification"),
     path("batches/<int:pk>/records/", views.BatchRecords.as_view(), name="api-batch-records"),
     path("batch-records/<int:pk>/", views.RecordDetail.as_view(), name="api-batch-record"),
     path("batch-records/<int:pk>/download/", views.RecordDownload.as_view(), name="api-batch-record-download"),

@@ -14,12 +14,13 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from batches.selectors import batch_get_for_user
-from carmfg.accounts.selectors import site_ids_for_user
+from carmfg.accounts.permissions import SitePerm
 from carmfg.api.base import (
     ApiViewMixin,
     expected_version,
     pk_or_404,
     request_of,
+    require_any_site_perm,
     stale_as_precondition_failed,
     with_etag,
 )
@@ -77,6 +78,7 @@ class BatchResults(ApiViewMixin, generics.ListAPIView):
         """Enter a result (QC analysts), signed "Performed" with your password re-entered. The
         server judges it against the pinned specification; a failing result opens an OOS."""
         batch = self.get_batch()
+        require_any_site_perm(request.user, (SitePerm.QC,), action="enter QC results", site=batch.site)
         data = _valid(s.TestResultEnterSerializer, request)
         data["test"] = _body_ref("test", lambda pk: test_definition_get_for_user(request.user, pk), data["test"])
         if data["sample"] is not None:
@@ -106,6 +108,7 @@ class ResultReview(ApiViewMixin, generics.GenericAPIView):
         """Review a result (a QC person other than the analyst), password re-entered.
         Send If-Match (the ETag) or ``version``."""
         result = result_get_for_user(request.user, pk_or_404(pk))
+        require_any_site_perm(request.user, (SitePerm.QC,), action="review QC results", site=result.site)
         data = _valid(s.ReviewSerializer, request)
         version, from_header = expected_version(request, result, data.pop("version", None))
         with stale_as_precondition_failed(from_header):
@@ -127,17 +130,6 @@ class BatchCertifications(ApiViewMixin, generics.GenericAPIView):
         """The QP's certifications of a batch (provisional, final, rejection), oldest first."""
         batch = batch_get_for_user(request.user, pk_or_404(pk))
         return Response(self.get_serializer(certification_list_for_batch(batch), many=True).data)
-
-
-class CertificationDetail(ApiViewMixin, generics.RetrieveAPIView):
-    serializer_class = s.CertificationSerializer
-
-    def get_object(self):
-        certification = Certification.objects.select_related("qp").filter(
-            pk=pk_or_404(self.kwargs["pk"]), site_id__in=site_ids_for_user(self.request.user)).first()
-        if certification is None:
-            raise Http404("Not found.")
-        return certification
 
 
 # --- signed batch records ------------------------------------------------------------------------
@@ -169,6 +161,7 @@ class BatchRecords(ApiViewMixin, generics.ListAPIView):
         """Request a signed record of the batch as it is now (auditors, QPs). Queued: poll the
         record until its status is done, then download it."""
         batch = self.get_batch()
+        require_any_site_perm(request.user, (SitePerm.AUDIT,), action="export batch records", site=batch.site)
         data = _valid(s.RecordRequestSerializer, request)
         document = documents.batch_record_request(actor=request.user, batch=batch, purpose=DocumentPurpose.EXPORT,
                                                   request_id=data["request_id"])

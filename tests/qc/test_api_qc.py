@@ -113,8 +113,9 @@ def test_certifications_are_read_by_the_site_only(batch, qc_passed, qp, auditor,
                                                    expected_version=batch.version)
     rows = client_for(auditor).get(f"/api/v1/batches/{batch.pk}/certifications/").json()
     assert [(r["id"], r["kind"], r["qp"]) for r in rows] == [(certification.pk, certification.kind, "qp")]
-    assert client_for(auditor).get(f"/api/v1/certifications/{certification.pk}/").json()["decision"]
-    assert_problem(client_for(other_site_user).get(f"/api/v1/certifications/{certification.pk}/"), 404)
+    assert rows[0]["decision"] == certification.decision
+    assert rows[0]["checklist"]
+    assert_problem(client_for(other_site_user).get(f"/api/v1/batches/{batch.pk}/certifications/"), 404)
 
 
 def test_an_auditor_requests_and_downloads_the_signed_record_with_a_token(
