@@ -110,6 +110,7 @@ def test_only_qc_handles_samples(batch, technician):
 def test_a_free_applied_qc_sample_label_is_used_before_a_new_one_is_printed(batch, qc_analyst):
     sample = sample_create(actor=qc_analyst, batch=batch, test_codes=["viability"], sample_type="Retest sample")
 
+    assert sample.label is not None
     assert sample.label.container_code == "QC-1"
     assert Label.objects.filter(donation=batch.donation, container_type=ContainerType.QC_SAMPLE).count() == 1
 
@@ -120,6 +121,7 @@ def test_a_retest_sample_gets_a_new_qc_sample_label_printed_for_it(batch, qc_ana
     sample = sample_create(actor=qc_analyst, batch=batch, test_codes=["viability"], sample_type="Retest sample")
 
     label = sample.label
+    assert label is not None
     assert (label.container_code, label.status, label.container_type) == ("QC-2", LabelStatus.PRINTED,
                                                                           ContainerType.QC_SAMPLE)
     assert label.donation_id == batch.donation_id
