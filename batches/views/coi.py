@@ -71,6 +71,7 @@ from batches.services.patients import (
     patient_update,
 )
 from batches.timeline import coi_timeline
+from batches.views.submission import form_error, form_submit
 from carmfg.accounts.permissions import SitePerm, has_site_perm, require_site_perm
 from carmfg.esign.selectors import signatures_for_record
 from carmfg.exceptions import GMPError, PermissionRefused
@@ -83,12 +84,6 @@ def _site(request):
     if site is None:
         raise Http404("You hold no role at any site.")
     return site
-
-
-def _form_error(form, exc: GMPError) -> None:
-    """Show a service's refusal next to the field it names, or above the form."""
-    name = (exc.field or "").strip().lower().replace(" ", "_")
-    form.add_error(name if name in form.fields else None, exc.message)
 
 
 def _local_now(site):
@@ -129,7 +124,7 @@ def patient_create_view(request):
         try:
             patient = patient_create(actor=request.user, site=site, **form.cleaned_data)
         except GMPError as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, f"Patient {patient.pseudonym} registered.")
             return redirect("batches:patient_detail", pk=patient.pk)
@@ -153,17 +148,11 @@ def patient_edit(request, pk: int):
     require_site_perm(request.user, patient.site, SitePerm.PATIENTS, action="change patients")
     initial = {name: getattr(patient, name) for name in PATIENT_FIELDS} | {"version": patient.version}
     form = f.PatientEditForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        data = dict(form.cleaned_data)
-        reason, version = data.pop("reason"), data.pop("version")
-        try:
-            patient_update(actor=request.user, patient=patient, reason=reason, expected_version=version, **data)
-        except GMPError as exc:
-            _form_error(form, exc)
-        else:
-            messages.success(request, f"Patient {patient.pseudonym} changed.")
-            return redirect("batches:patient_detail", pk=patient.pk)
-    return render(request, "batches/coi/patient_form.html", {"form": form, "patient": patient})
+    done = form_submit(request, form, lambda data: patient_update(
+        actor=request.user, patient=patient, reason=data.pop("reason"), expected_version=data.pop("version"), **data),
+        success=lambda changed: f"Patient {changed.pseudonym} changed.",
+        next_url=lambda changed: reverse("batches:patient_detail", args=[changed.pk]))
+    return done.response or render(request, "batches/coi/patient_form.html", {"form": form, "patient": patient})
 
 
 # -- orders --------------------------------------------------------------------------
@@ -188,7 +177,7 @@ def order_create_view(request, pk: int):
         try:
             order = order_create(actor=request.user, patient=patient, **form.cleaned_data)
         except GMPError as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, f"Order {order.number} registered.")
             return redirect("batches:order_detail", pk=order.pk)
@@ -205,17 +194,12 @@ def order_edit(request, pk: int):
               "planned_collection_date", "planned_infusion_date")
     initial = {name: getattr(order, name) for name in fields} | {"version": order.version}
     form = f.OrderEditForm(request.POST or None, initial=initial, products=product_list_for_site(order.site))
-    if request.method == "POST" and form.is_valid():
-        data = dict(form.cleaned_data)
-        reason, version = data.pop("reason"), data.pop("version")
-        try:
-            order_update(actor=request.user, order=order, reason=reason, expected_version=version, **data)
-        except GMPError as exc:
-            _form_error(form, exc)
-        else:
-            messages.success(request, f"Order {order.number} changed.")
-            return redirect("batches:order_detail", pk=order.pk)
-    return render(request, "batches/coi/order_form.html", {"form": form, "patient": order.patient, "order": order})
+    done = form_submit(request, form, lambda data: order_update(
+        actor=request.user, order=order, reason=data.pop("reason"), expected_version=data.pop("version"), **data),
+        success=lambda changed: f"Order {changed.number} changed.",
+        next_url=lambda changed: reverse("batches:order_detail", args=[changed.pk]))
+    return done.response or render(request, "batches/coi/order_form.html",
+                                    {"form": form, "patient": order.patient, "order": order})
 
 
 def _next_step(order, donation, labels, intake, batch) -> str:
@@ -342,7 +326,7 @@ def label_destroy_view(request, pk: int):
         try:
             label_destroy(actor=request.user, label=label, reason=form.cleaned_data["reason"])
         except GMPError as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, f"Label {label.container_code} recorded as destroyed.")
             return redirect(reverse("batches:order_detail", args=[label.donation.order_id]) + "#labels")
@@ -384,7 +368,7 @@ def custody_scan_view(request, pk: int, step: str):
         except IdentityMismatch as exc:
             blocked, status = exc, 409
         except GMPError as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             code = event.label.container_code if event.label is not None else ""
             messages.success(request, f"{event.get_step_display()}: {code} of "
@@ -422,7 +406,7 @@ def intake_record_view(request, pk: int):
             except IdentityMismatch as exc:
                 blocked, status = exc, 409
             except GMPError as exc:
-                _form_error(form, exc)
+                form_error(form, exc)
             else:
                 if intake.outcome == IntakeOutcome.ACCEPTED:
                     messages.success(request, "Within all acceptance criteria: accepted, and the batch is created.")
@@ -457,7 +441,7 @@ def intake_detail(request, pk: int):
                 else:
                     intake_accept_with_deviation(classification=data["classification"], **common)
             except GMPError as exc:
-                _form_error(form, exc)
+                form_error(form, exc)
             else:
                 intake.refresh_from_db()
                 messages.success(request, f"Decision signed: {intake.get_outcome_display().lower()}.")
@@ -495,7 +479,7 @@ def infusion_view(request, batch_pk: int):
             except IdentityMismatch as exc:
                 blocked, status = exc, 409
             except GMPError as exc:
-                _form_error(form, exc)
+                form_error(form, exc)
             else:
                 messages.success(request, f"Fraction {infusion.fraction_number} recorded: bag and wristband matched.")
                 return redirect("batches:infusion_record", batch_pk=batch.pk)

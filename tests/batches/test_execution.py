@@ -211,6 +211,23 @@ def test_a_value_outside_action_limits_is_recorded_out_of_limits_with_a_deviatio
     assert batch.state == BatchState.IN_PROCESS  # not a critical step
 
 
+def test_a_value_outside_action_limits_also_needs_confirmation_and_a_comment_before_anything_is_written(
+    batch, technician, verifier
+):
+    advance(batch, technician, verifier, stop_before="apheresis_volume_ml")
+    deviations_before = batch.deviations.count()
+
+    with pytest.raises(ConfirmationRequired, match="outside the action limits.*a deviation is raised"):
+        record(batch, "apheresis_volume_ml", technician, value="40.0", unit="mL")
+    with pytest.raises(ConfirmationRequired):
+        record(batch, "apheresis_volume_ml", technician, value="40.0", unit="mL", confirmed=True)
+    with pytest.raises(ConfirmationRequired):
+        record(batch, "apheresis_volume_ml", technician, value="40.0", unit="mL", comment="Bag weighed twice")
+
+    assert not records_of(batch, "apheresis_volume_ml")
+    assert batch.deviations.count() == deviations_before
+
+
 def test_a_critical_step_outside_action_limits_puts_the_batch_on_hold(batch, technician, verifier, qp):
     advance(batch, technician, verifier, stop_before="apheresis_viability")
 

@@ -194,6 +194,29 @@ def test_a_value_outside_alert_limits_asks_for_confirmation_on_the_page(batch, t
     assert StepRecord.objects.get(batch=batch, definition__code="apheresis_volume_ml").limit_result == "alert"
 
 
+def test_a_value_outside_action_limits_asks_for_confirmation_on_the_page_before_the_deviation(
+    batch, technician, verifier, client_for
+):
+    _advance(batch, technician, verifier, stop_before="apheresis_volume_ml")
+    client = client_for(technician)
+    data = {"value": "40.0", "unit": "mL", "password": PASSWORD, "expected_occurrence": 1}
+
+    response = client.post(_record_url(batch, "apheresis_volume_ml"), data)
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert 'name="confirmed"' in page
+    assert "outside the action limits" in page
+    assert not StepRecord.objects.filter(batch=batch, definition__code="apheresis_volume_ml").exists()
+    assert not Deviation.objects.filter(batch=batch, source="out_of_limit").exists()
+
+    response = client.post(_record_url(batch, "apheresis_volume_ml"),
+                           data | {"confirmed": "on", "comment": "Bag weighed twice"})
+    assert response.status_code == 302
+    saved = StepRecord.objects.get(batch=batch, definition__code="apheresis_volume_ml")
+    assert saved.limit_result == "action"
+    assert Deviation.objects.filter(batch=batch, source="out_of_limit").count() == 1
+
+
 @pytest.mark.parametrize("bad", [
     {"value": "7\x002", "unit": "mL"},
     {"value": "9" * 100_000, "unit": "mL"},
