@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from batches.models import LabelStatus
 from batches.selectors import batch_get_for_user
 from carmfg.accounts.permissions import SitePerm, has_site_perm
 from carmfg.esign.selectors import signatures_for_record
@@ -113,6 +114,7 @@ def _render_batch(request, pk, *, posted=None, error_field=None, status=200):
         "batch": batch, "qc": qc, "perms": site_perms_of(request, batch.site),
         "can_enter": batch.state in QC_ACTIVE_STATES,
         "posted": posted or {}, "error_field": error_field, "qualitative_labels": dict(QualitativeResult.choices),
+        "posted_tests": posted.getlist("tests") if hasattr(posted, "getlist") else [],
         "requirements": qc.requirements,
         # The scanner types into the first sample still to receive.
         "first_pending_sample": next((s.pk for s in qc.samples if s.received_at is None), None),
@@ -195,6 +197,53 @@ def samples_from_steps(request, pk: int):
     messages.success(request, f"{len(created)} sample(s) registered from the sampling steps." if created
                      else "Every sampling step already has its sample.")
     return _redirect("qc:batch", batch.pk, anchor="samples")
+
+
+@login_required
+@require_POST
+def sample_register(request, pk: int):
+    """QC registers a sample taken by hand (e.g. for a retest), with its label."""
+    batch = batch_get_for_user(request.user, pk)
+    try:
+        sample = samples.sample_create(actor=request.user, batch=batch, test_codes=request.POST.getlist("tests"),
+                                       sample_type=post_text(request, "sample_type"))
+    except GMPError as exc:
+        return refused(request, exc, lambda r, **kw: _render_batch(r, pk, **kw))
+    label = sample.label
+    if label is not None and label.status == LabelStatus.PRINTED:
+        messages.success(request, f"Sample {sample.code} registered with the new label {label.container_code}: print it, "
+                                  "stick it on the tube, record it as applied, then receive the sample with a scan.")
+    else:
+        messages.success(request, f"Sample {sample.code} registered with label "
+                                  f"{label.container_code if label else '—'}: receive it with a scan of that label.")
+    return _redirect("qc:batch", batch.pk, anchor="samples")
+
+
+@login_required
+def sample_label(request, pk: int):
+    """The PDF of a sample's label, while it is printed and not yet on the tube."""
+    sample = sample_get_for_user(request.user, pk)
+    try:
+        pdf = samples.sample_label_pdf(actor=request.user, sample=sample)
+    except GMPError as exc:
+        messages.error(request, exc.message)
+        return _redirect("qc:batch", sample.batch_id, anchor="samples")
+    response = HttpResponse(pdf, content_type="application/pdf")
+    code = sample.label.container_code if sample.label else sample.code
+    response["Content-Disposition"] = f'attachment; filename="label-{sample.batch.donation.din}-{code}.pdf"'
+    return response
+
+
+@login_required
+@require_POST
+def sample_label_apply(request, pk: int):
+    sample = sample_get_for_user(request.user, pk)
+    try:
+        label = samples.sample_label_apply(actor=request.user, sample=sample)
+    except GMPError as exc:
+        return refused(request, exc, lambda r, **kw: _render_batch(r, sample.batch_id, **kw))
+    messages.success(request, f"Label {label.container_code} is on sample {sample.code}: receive it with a scan.")
+    return _redirect("qc:batch", sample.batch_id, anchor="samples")
 
 
 @login_required
@@ -381,6 +430,9 @@ urlpatterns = [
     path("batches/<int:pk>/results/", result_enter, name="result_enter"),
     path("batches/<int:pk>/samples/", samples_from_steps, name="samples_from_steps"),
     path("samples/<int:pk>/receive/", sample_receive, name="sample_receive"),
+    path("batches/<int:pk>/samples/new/", sample_register, name="sample_register"),
+    path("samples/<int:pk>/label/", sample_label, name="sample_label"),
+    path("samples/<int:pk>/label/applied/", sample_label_apply, name="sample_label_apply"),
     path("results/<int:pk>/review/", result_review, name="result_review"),
     path("results/<int:pk>/invalidate/", result_invalidate, name="result_invalidate"),
     path("oos/<int:pk>/", oos_detail, name="oos"),

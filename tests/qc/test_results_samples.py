@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.urls import reverse
 
 from batches.exceptions import IdentityMismatch, NotReady
 from batches.models import ContainerType, CustodyEvent, CustodyStep, Label, LabelStatus
@@ -22,6 +23,7 @@ from qc.services.samples import (
     sample_receive,
     samples_create_from_steps,
 )
+from tests.conftest import assert_hidden
 
 
 @pytest.fixture
@@ -173,3 +175,68 @@ def test_another_sites_user_cannot_register_or_print_sample_labels(batch, qc_ana
         sample_label_pdf(actor=other_site_user, sample=sample)
     with pytest.raises(PermissionRefused):
         sample_label_apply(actor=other_site_user, sample=sample)
+
+
+# --- the pages ----------------------------------------------------------------------------------
+
+
+def test_qc_registers_a_retest_sample_prints_its_label_and_receives_it_through_the_pages(batch, qc_analyst, client_for):
+    samples_create_from_steps(actor=qc_analyst, batch=batch)
+    client = client_for(qc_analyst)
+
+    response = client.post(reverse("qc:sample_register", args=[batch.pk]),
+                           {"tests": ["viability", "cd3"], "sample_type": "Retest sample, final product"})
+    assert response.status_code == 302
+    sample = Sample.objects.get(batch=batch, sample_type="Retest sample, final product")
+    assert sample.test_codes == ["cd3", "viability"]
+
+    pdf = client.get(reverse("qc:sample_label", args=[sample.pk]))
+    assert pdf.status_code == 200
+    assert pdf["Content-Type"] == "application/pdf"
+    assert client.post(reverse("qc:sample_label_apply", args=[sample.pk])).status_code == 302
+    received = client.post(reverse("qc:sample_receive", args=[sample.pk]),
+                           {"scanned_code": f"={batch.donation.din}00/QC-2"})
+    assert received.status_code == 302
+    sample.refresh_from_db()
+    assert sample.received_by == qc_analyst
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"sample_type": "Retest"}, "Choose at least one test"),
+    ({"tests": ["rcl"], "sample_type": "Retest"}, "Not tests of the batch"),
+    ({"tests": ["viability"], "sample_type": ""}, "Sample type"),
+    ({"tests": ["viability"], "sample_type": "x\x00y"}, "Sample type"),
+])
+def test_bad_sample_registration_is_a_message_and_registers_nothing(batch, qc_analyst, client_for, data, message):
+    response = client_for(qc_analyst).post(reverse("qc:sample_register", args=[batch.pk]), data)
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Sample.objects.filter(batch=batch).exists()
+
+
+def test_an_applied_label_is_not_printed_again_from_the_page(batch, qc_analyst, client_for):
+    sample = sample_create(actor=qc_analyst, batch=batch, test_codes=["viability"], sample_type="Retest sample")
+
+    response = client_for(qc_analyst).get(reverse("qc:sample_label", args=[sample.pk]), follow=True)
+
+    assert response.redirect_chain
+    assert "printed only before it is applied" in response.content.decode()
+
+
+def test_sample_registration_and_labels_are_hidden_from_another_site(batch, qc_analyst, client_for, other_site_user):
+    sample = sample_create(actor=qc_analyst, batch=batch, test_codes=["viability"], sample_type="Retest sample")
+    client = client_for(other_site_user)
+
+    assert_hidden(client, reverse("qc:sample_register", args=[batch.pk]), methods=("post",))
+    assert_hidden(client, reverse("qc:sample_label", args=[sample.pk]), methods=("get",))
+    assert_hidden(client, reverse("qc:sample_label_apply", args=[sample.pk]), methods=("post",))
+    assert Sample.objects.filter(batch=batch).count() == 1
+
+
+def test_a_technician_cannot_register_qc_samples(batch, technician, client_for):
+    response = client_for(technician).post(reverse("qc:sample_register", args=[batch.pk]),
+                                           {"tests": ["viability"], "sample_type": "Retest"})
+
+    assert response.status_code == 403
+    assert not Sample.objects.filter(batch=batch).exists()
