@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "knox",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files: no CDN, CSP 'self'
     "django_filters",
     "carmfg.accounts",
     "carmfg.audit",
@@ -255,6 +256,18 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Electronic batch records for point-of-care CAR-T manufacturing.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One name per choice set in the schema (several models have a "status").
+    "ENUM_NAME_OVERRIDES": {
+        "BatchStateEnum": "batches.models.BatchState",
+        "OrderStatusEnum": "batches.models.OrderStatus",
+        "DeviationStatusEnum": "batches.models.DeviationStatus",
+        "StepStatusEnum": "batches.models.StepStatus",
+        "ResultStatusEnum": "qc.models.ResultStatus",
+        "DocumentStatusEnum": "qc.models.DocumentStatus",
+    },
 }
 
 # --- Logging (structlog, JSON in production) ----------------------------------------
