@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
+import re
 import time
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
@@ -139,8 +140,13 @@ class Command(BaseCommand):
             raise CommandError("--sites must be 1–99; --batches and --audit-events must not be negative.")
         prefix = options["prefix"]
         codes = [f"{prefix}{i:02d}" for i in range(1, n_sites + 1)]
-        if Site.objects.filter(code__in=codes).exists():
-            raise CommandError(f"Sites {codes[0]}… already exist: use another --prefix.")
+        if not re.fullmatch(r"[a-z][a-z0-9]{0,19}", prefix):
+            raise CommandError("--prefix: 1–20 lower-case letters or digits, starting with a letter.")
+        # ISBT 128 facility numbers (a letter and 4 characters), unique like the site codes.
+        self.fin_stem = (prefix.upper() + "XX")[:3]
+        fins = [f"{self.fin_stem}{i:02d}" for i in range(1, n_sites + 1)]
+        if Site.objects.filter(code__in=codes).exists() or Site.objects.filter(facility_identification_number__in=fins).exists():
+            raise CommandError(f"Sites {codes[0]}… (or their FINs {fins[0]}…) already exist: use another --prefix.")
         self.rng = random.Random(options["seed"])  # noqa: S311 (made-up data, reproducible)
         self.now = timezone.now()
         started = time.perf_counter()
@@ -165,7 +171,7 @@ class Command(BaseCommand):
 
     def _site(self, code: str, n: int) -> dict[str, Any]:
         site = site_create(actor=None, code=code, name=f"Cell Therapy Unit {code.upper()}", time_zone="Europe/Madrid",
-                           facility_identification_number=f"S{n:04d}")
+                           facility_identification_number=f"{self.fin_stem}{n:02d}")
         User = get_user_model()
         people = {}
         for role, who in [(Role.TECHNICIAN, "tech"), (Role.VERIFIER, "verifier"), (Role.QC_ANALYST, "qc"),
@@ -208,7 +214,8 @@ class Command(BaseCommand):
         weights = [w for _, w in STATE_WEIGHTS]
         patients, orders, donations, batches = [], [], [], []
         for i in range(1, count + 1):
-            state = rng.choices(states, weights)[0] if i > 1 else BatchState.IN_PROCESS
+            # The first batches of a site take every state once; the rest are drawn by weight.
+            state = states[i - 1] if i <= len(states) else rng.choices(states, weights)[0]
             lo, hi = AGE_DAYS.get(state, (30, 3650))
             created = self.now - dt.timedelta(days=rng.randint(lo, hi), minutes=rng.randint(0, 1440))
             patients.append(Patient(
