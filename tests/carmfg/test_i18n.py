@@ -147,3 +147,24 @@ def test_numbers_and_dates_follow_the_language():
         assert template.render(context) == "12,5 | 23 ноября 2026 г."
     with translation.override("en"):
         assert template.render(context) == "12.5 | Nov. 23, 2026"
+
+
+def test_recorded_values_show_the_languages_decimal_separator_but_stay_neutral_in_data():
+    from batches.quantities import format_value
+
+    template = Template("{% load execution_tags %}{{ count|qty }} · {{ volume|qty:1 }}")
+    context = Context({"count": Decimal("1200000000"), "volume": Decimal("72.5")})
+    with translation.override("ru"):
+        assert template.render(context) == "1,20 × 10⁹ · 72,5"
+        assert format_value(Decimal("72.5")) == "72.5"  # what signatures and audit events carry
+    with translation.override("en"):
+        assert template.render(context) == "1.20 × 10⁹ · 72.5"
+
+
+def test_stored_choice_labels_stay_english_and_pages_translate_them():
+    from batches.models import BatchState
+
+    with translation.override("ru"):
+        assert BatchState.IN_PROCESS.label == "In process"
+        page = Template("{% load i18n %}{% translate state %}").render(Context({"state": BatchState.IN_PROCESS.label}))
+    assert page == "В производстве"
