@@ -16,8 +16,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from batches.isbt128 import next_din
-from batches.models import Donation, Order, OrderStatus, Patient, Product
+from batches.models import Batch, BatchState, Donation, Order, OrderStatus, Patient, Product
 from batches.numbering import formatted_number, next_number
+from batches.services.transitions import batch_transition
 from carmfg.accounts.permissions import SitePerm, require_site_perm
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record, diff_fields
@@ -272,6 +273,32 @@ def order_update(*, actor, order: Order, reason: str, expected_version: int, **v
         locked.save()
         changes["version"] = {"old": before["version"], "new": locked.version}
         audit_record(actor=actor, action=Action.UPDATE, obj=locked, changes=changes, reason=reason)
+    return locked
+
+
+def order_cancel(*, actor, order: Order, reason: str, expected_version: int) -> Order:
+    """A coordinator cancels an order (e.g. the patient no longer needs the product): with a
+    reason, and only until manufacturing starts. A batch not started yet is cancelled with
+    it; once a batch is in process, the batch is stopped by its own decisions (rejection)."""
+    require_site_perm(actor, order.site, SitePerm.PATIENTS, action="cancel orders")
+    reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if locked.version != expected_version:
+            raise StaleRecord(f"Order {locked.number} was changed since you opened it: nothing was saved. "
+                              "Reload to see the current data.")
+        if locked.status in (OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.INFUSED):
+            raise InvalidTransition(f"Order {locked.number} is {locked.get_status_display().lower()}: it is closed.")
+        batch = Batch.objects.select_for_update().filter(order=locked).first()
+        if batch is not None and batch.state != BatchState.PLANNED:
+            raise InvalidTransition(
+                f"Order {locked.number} cannot be cancelled: batch {batch.number} has started "
+                f"({batch.get_state_display().lower()}). A qualified person decides what happens to a started batch."
+            )
+        if batch is not None:
+            batch_transition(actor=actor, batch=batch, to_state=BatchState.CANCELLED,
+                             reason=f"Order {locked.number} cancelled: {reason}")
+        order_set_status(actor=actor, order=locked, status=OrderStatus.CANCELLED, reason=reason)
     return locked
 
 

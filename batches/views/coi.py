@@ -65,6 +65,7 @@ from batches.services.labels import (
 from batches.services.patients import (
     PATIENT_FIELDS,
     donation_register,
+    order_cancel,
     order_create,
     order_update,
     patient_create,
@@ -242,17 +243,41 @@ def order_detail(request, pk: int):
         "collection_form": f.CollectionForm(initial={"collection_date": order.planned_collection_date}),
         "fractions": fractions_of(order.product),
     }
+    batch = batch_for_donation(donation) if donation is not None else None
     if donation is not None:
         context.update({
             "labels": list(label_list_for_donation(donation)),
             "reconciliation": label_reconciliation(donation),
             "intake": intake_for_donation(donation),
-            "batch": batch_for_donation(donation),
+            "batch": batch,
             "print_form": f.LabelPrintForm(),
         })
+    # Until a batch has started (order_cancel refuses after).
+    context["can_cancel_order"] = bool(context["can_edit_order"]) and (batch is None or batch.state == BatchState.PLANNED)
     context["next_step"] = _next_step(order, donation, context.get("labels", []), context.get("intake"),
                                       context.get("batch"))
     return render(request, "batches/coi/order_detail.html", context)
+
+
+@login_required
+@require_POST
+def order_cancel_view(request, pk: int):
+    order = order_get_for_user(request.user, pk)
+    try:
+        order_cancel(actor=request.user, order=order, reason=request.POST.get("reason", "")[:4000],
+                     expected_version=_version(request.POST.get("version")))
+    except GMPError as exc:
+        messages.error(request, f"The order was not cancelled. {exc.message}")
+    else:
+        messages.success(request, f"Order {order.number} cancelled.")
+    return redirect("batches:order_detail", pk=order.pk)
+
+
+def _version(raw) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return -1  # refused as stale: the form was not the current one
 
 
 @login_required
@@ -523,6 +548,7 @@ urlpatterns = [
     path("orders/<int:pk>/", order_detail, name="order_detail"),
     path("orders/<int:pk>/edit/", order_edit, name="order_edit"),
     path("orders/<int:pk>/collection/", collection_register, name="collection_register"),
+    path("orders/<int:pk>/cancel/", order_cancel_view, name="order_cancel"),
     path("donations/<int:pk>/labels/print/", labels_print_view, name="labels_print"),
     path("labels/<int:pk>/apply/", label_apply_view, name="label_apply"),
     path("labels/<int:pk>/destroy/", label_destroy_view, name="label_destroy"),
