@@ -461,3 +461,25 @@ def test_a_token_reads_the_api_and_a_revoked_token_is_refused(batch, auditor):
 
 def test_anonymous_callers_get_401(batch):
     assert Client().get(f"/api/v1/batches/{batch.pk}/").status_code in (401, 403)
+
+
+def test_list_endpoints_run_a_fixed_number_of_queries(coordinator, technician, site, product, small_mbr, client_for):
+    client = client_for(coordinator)
+    a_batch(coordinator, technician, a_patient(coordinator, site, n=1), product)
+
+    def counts() -> dict[str, int]:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        out = {}
+        for url in ("/api/v1/patients/", "/api/v1/orders/", "/api/v1/batches/", "/api/v1/deviations/"):
+            with CaptureQueriesContext(connection) as ctx:
+                assert client.get(url).status_code == 200
+            out[url] = len(ctx.captured_queries)
+        return out
+
+    counts()  # first requests fill per-process caches (content types, permissions)
+    one = counts()
+    for n in range(2, 7):
+        a_batch(coordinator, technician, a_patient(coordinator, site, n=n), product)
+    assert counts() == one
