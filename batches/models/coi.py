@@ -211,6 +211,16 @@ class IntakeCriteria(models.Model):
     def __str__(self) -> str:
         return f"Intake criteria for {self.product}"
 
+    def audit_root(self):
+        return self
+
+    def signable_content(self) -> dict:
+        return {
+            "site": self.site_id, "product": self.product_id, "min_cd3_cells": self.min_cd3_cells,
+            "min_temperature_c": self.min_temperature_c, "max_temperature_c": self.max_temperature_c,
+            "max_hours_collection_to_receipt": self.max_hours_collection_to_receipt,
+        }
+
 
 class IntakeOutcome(models.TextChoices):
     PENDING = "pending", gettext_noop("Pending decision")

@@ -52,7 +52,7 @@ from carmfg.accounts.permissions import SitePerm, require_site_perm
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
 from carmfg.esign.models import Meaning
-from carmfg.esign.services import signature_apply, signature_reauthenticate
+from carmfg.esign.services import signature_apply, signature_reauthenticate, signatures_void_changed
 from carmfg.exceptions import InvalidInput, InvalidTransition, StaleRecord
 from carmfg.textinput import REASON_MAX_LENGTH, clean_text
 
@@ -79,6 +79,52 @@ def _number(value, *, field: str, label: str, low: Decimal, high: Decimal, place
         bound = "more than" if low_open else "at least"
         raise InvalidInput(f"{label}: must be {bound} {low:,} and at most {high:,}.", field=field)
     return number.quantize(Decimal(1).scaleb(-places))
+
+
+CRITERIA_FIELDS = ("min_cd3_cells", "min_temperature_c", "max_temperature_c", "max_hours_collection_to_receipt")
+
+
+def intake_criteria_set(*, actor, product, reason: str, password: str, request: HttpRequest | None = None,
+                        **values) -> IntakeCriteria:
+    """A site administrator sets the apheresis acceptance criteria of a product at the site:
+    signed ("Approved") with a reason, old and new values audited, the previous signature
+    voided. Intakes already recorded keep the values they were judged by."""
+    require_site_perm(actor, product.site, SitePerm.ADMIN, action="set intake acceptance criteria")
+    if set(values) != set(CRITERIA_FIELDS):
+        raise InvalidInput("The form is out of date (criteria missing). Reload the page.")
+    reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
+    cleaned = {
+        "min_cd3_cells": _number(values["min_cd3_cells"], field="min_cd3_cells", label="Minimum CD3+ cells",
+                                 low=Decimal(0), high=Decimal("1e13"), places=0, low_open=True),
+        "min_temperature_c": _number(values["min_temperature_c"], field="min_temperature_c",
+                                     label="Lowest transport temperature", low=Decimal(-200), high=Decimal(60), places=1),
+        "max_temperature_c": _number(values["max_temperature_c"], field="max_temperature_c",
+                                     label="Highest transport temperature", low=Decimal(-200), high=Decimal(60), places=1),
+        "max_hours_collection_to_receipt": _number(
+            values["max_hours_collection_to_receipt"], field="max_hours_collection_to_receipt",
+            label="Longest time from collection to receipt (h)", low=Decimal(0), high=Decimal(168), places=1,
+            low_open=True),
+    }
+    if cleaned["min_temperature_c"] >= cleaned["max_temperature_c"]:
+        raise InvalidInput("Transport temperature: the lowest must be below the highest.", field="max_temperature_c")
+    reauth = signature_reauthenticate(actor=actor, password=password, request=request)
+    with transaction.atomic():
+        criteria = IntakeCriteria.objects.select_for_update().filter(site=product.site, product=product).first()
+        created = criteria is None
+        if criteria is None:
+            criteria = IntakeCriteria(site=product.site, product=product)
+        before = {name: getattr(criteria, name) for name in CRITERIA_FIELDS}
+        changes = {name: {"old": before[name], "new": new} for name, new in cleaned.items() if Decimal(before[name]) != new}
+        if not changes:
+            raise InvalidInput("Nothing was changed.")
+        for name, new in cleaned.items():
+            setattr(criteria, name, new)
+        criteria.save()
+        audit_record(actor=actor, action=Action.CREATE if created else Action.UPDATE, obj=criteria, changes=changes,
+                     reason=reason)
+        signatures_void_changed(actor=actor, obj=criteria, reason=f"Criteria changed: {reason}")
+        signature_apply(actor=actor, reauth=reauth, obj=criteria, meaning=Meaning.APPROVED, comment=reason)
+    return criteria
 
 
 def _moment(value, *, field: str, label: str, now: dt.datetime) -> dt.datetime:

@@ -49,8 +49,10 @@ from batches.selectors import (
 from batches.services.custody import STEP_RULES, can_scan, custody_scan
 from batches.services.infusion import INFUSABLE_STATES, infusion_record
 from batches.services.intake import (
+    CRITERIA_FIELDS,
     intake_accept_with_deviation,
     intake_criteria_for,
+    intake_criteria_set,
     intake_record,
     intake_reject,
 )
@@ -278,6 +280,51 @@ def _version(raw) -> int:
         return int(raw)
     except (TypeError, ValueError):
         return -1  # refused as stale: the form was not the current one
+
+
+# -- apheresis acceptance criteria (per site and product) -------------------------------------------
+
+
+def _criteria_rows(site, error_product) -> list[dict]:
+    rows = []
+    for product in product_list_for_site(site):
+        criteria = intake_criteria_for(site, product)
+        rows.append({"product": product, "criteria": criteria, "is_default": criteria.pk is None,
+                     "signatures": signatures_for_record(criteria) if criteria.pk else [],
+                     "mine": product.pk == error_product})
+    return rows
+
+
+def _render_criteria(request, *, posted=None, error_product=None, error_field=None, status=200):
+    site = _site(request)
+    return render(request, "batches/coi/intake_criteria.html", {
+        "rows": _criteria_rows(site, error_product), "can_edit": has_site_perm(request.user, site, SitePerm.ADMIN),
+        "posted": posted or {}, "error_field": error_field,
+    }, status=status)
+
+
+@login_required
+def intake_criteria_list(request):
+    return _render_criteria(request)
+
+
+@login_required
+@require_POST
+def intake_criteria_edit(request, pk: int):
+    site = _site(request)
+    product = product_list_for_site(site).filter(pk=pk).first()
+    if product is None:
+        raise Http404("Not found.")
+    try:
+        intake_criteria_set(actor=request.user, product=product, reason=request.POST.get("reason", "")[:4000],
+                            password=request.POST.get("password", "")[:4096], request=request,
+                            **{name: request.POST.get(name, "")[:64] for name in CRITERIA_FIELDS})
+    except GMPError as exc:
+        messages.error(request, f"{product.name}: nothing was changed. {exc.message}")
+        return _render_criteria(request, posted=request.POST, error_product=product.pk, error_field=exc.field,
+                                status=exc.status_code)
+    messages.success(request, f"Intake acceptance criteria of {product.name} changed and signed.")
+    return redirect(reverse("batches:intake_criteria") + f"#product-{product.pk}")
 
 
 @login_required
@@ -549,6 +596,8 @@ urlpatterns = [
     path("orders/<int:pk>/edit/", order_edit, name="order_edit"),
     path("orders/<int:pk>/collection/", collection_register, name="collection_register"),
     path("orders/<int:pk>/cancel/", order_cancel_view, name="order_cancel"),
+    path("intake-criteria/", intake_criteria_list, name="intake_criteria"),
+    path("intake-criteria/<int:pk>/", intake_criteria_edit, name="intake_criteria_edit"),
     path("donations/<int:pk>/labels/print/", labels_print_view, name="labels_print"),
     path("labels/<int:pk>/apply/", label_apply_view, name="label_apply"),
     path("labels/<int:pk>/destroy/", label_destroy_view, name="label_destroy"),
