@@ -240,3 +240,20 @@ def test_a_technician_cannot_register_qc_samples(batch, technician, client_for):
 
     assert response.status_code == 403
     assert not Sample.objects.filter(batch=batch).exists()
+
+
+def test_the_qc_page_offers_registration_and_the_label_steps_of_a_new_label(batch, qc_analyst, client_for):
+    samples_create_from_steps(actor=qc_analyst, batch=batch)
+    sample = sample_create(actor=qc_analyst, batch=batch, test_codes=["viability"], sample_type="Retest sample")
+    client = client_for(qc_analyst)
+
+    page = client.get(reverse("qc:batch", args=[batch.pk])).content.decode()
+
+    assert reverse("qc:sample_register", args=[batch.pk]) in page
+    assert reverse("qc:sample_label", args=[sample.pk]) in page
+    assert reverse("qc:sample_label_apply", args=[sample.pk]) in page
+    assert reverse("qc:sample_receive", args=[sample.pk]) not in page  # the label goes on the tube first
+    sample_label_apply(actor=qc_analyst, sample=sample)
+    page = client.get(reverse("qc:batch", args=[batch.pk])).content.decode()
+    assert reverse("qc:sample_receive", args=[sample.pk]) in page
+    assert reverse("qc:sample_label", args=[sample.pk]) not in page
