@@ -46,7 +46,7 @@ class World:
     made: int = 0
 
 
-def world_create(*, technicians: int = 1) -> tuple[World, list]:
+def world_create(*, technicians: int = 1, repeatable: bool = False) -> tuple[World, list]:
     """A fresh site (its own audit chain) with ``technicians`` technicians; returns the
     world and the list of technicians (the first is ``world.technician``)."""
     tag = uuid.uuid4().hex[:6]
@@ -70,7 +70,7 @@ def world_create(*, technicians: int = 1) -> tuple[World, list]:
     stage = StageDefinition.objects.create(mbr=mbr, order=1, code="expansion", name="Expansion")
     step = StepDefinition.objects.create(
         stage=stage, order=1, code="viable_count", title="Viable cell count", kind="value", unit="%",
-        decimal_places=1, action_min=Decimal("50"), action_max=Decimal("100"),
+        decimal_places=1, action_min=Decimal("50"), action_max=Decimal("100"), repeatable=repeatable,
     )
     return World(site=site, technician=people[0], product=product, mbr=mbr, step=step, tag=tag), people
 

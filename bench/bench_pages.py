@@ -1,0 +1,100 @@
+"""Pages at hospital-network scale: batch list, the QP's release queue, audit search.
+
+``manage.py seed_scale`` fills the database (full: 20 sites, 10,000 batches, 1,000,000
+audit events; quick: 2 sites, 200 batches, 20,000 events), and one more site is made
+with no batches at all. Each page is requested ≥ 50 times through the Django test
+client by the role that uses it, at a scale site and at the empty site; the figure is
+the p95 at scale against the p95 of the same page on the empty site, with the median
+and the number of queries of both in the notes. Goal: p95 ≤ 150 ms and the same query
+count at scale as on the empty site.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+import uuid
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from bench.result import Result
+
+GOAL_P95_MS = 150.0
+
+PAGES = [
+    ("batch list", "tech", lambda: reverse("batches:index")),
+    ("QP release queue", "qp", lambda: reverse("qc:release")),
+    ("audit search: action filter, page 3", "auditor", lambda: reverse("audit_list") + "?action=sign&page=3"),
+    ("audit search: one batch's trail", "auditor", lambda: reverse("audit_list") + "?root_type=batches.batch&root_id={batch}"),
+]
+
+
+def _client(username: str) -> Client:
+    client = Client()
+    client.force_login(get_user_model().objects.get(username=username),
+                       backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+def _timed(client: Client, url: str, n: int) -> tuple[list[float], int]:
+    client.get(url)  # warm-up: session, caches
+    # Counted by hand: the bench runs outside a test transaction, so the connection is
+    # closed after each request (CONN_MAX_AGE=0), which CaptureQueriesContext does not survive.
+    saved, connection.force_debug_cursor = connection.force_debug_cursor, True
+    try:
+        response = client.get(url)  # request_started empties queries_log first
+        queries = len(connection.queries_log)
+    finally:
+        connection.force_debug_cursor = saved
+    if response.status_code != 200:
+        raise RuntimeError(f"{url} answered {response.status_code}")
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - start) * 1e3)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url} answered {response.status_code}")
+    return times, queries
+
+
+def _p95(times: list[float]) -> float:
+    return statistics.quantiles(times, n=20, method="inclusive")[18]
+
+
+def run(quick: bool) -> list[Result]:
+    from batches.models import Batch
+
+    tag, empty_tag = "p" + uuid.uuid4().hex[:4], "e" + uuid.uuid4().hex[:4]
+    sites, batches, events = (2, 200, 20_000) if quick else (20, 10_000, 1_000_000)
+    out = io.StringIO()
+    started = time.perf_counter()
+    call_command("seed_scale", "--sites", str(sites), "--batches", str(batches), "--audit-events", str(events),
+                 "--prefix", tag, stdout=out)
+    seed_s = time.perf_counter() - started
+    call_command("seed_scale", "--sites", "1", "--batches", "0", "--audit-events", "0", "--prefix", empty_tag,
+                 stdout=io.StringIO())
+    scale_code, empty_code = f"{tag}01", f"{empty_tag}01"
+    batch = Batch.objects.filter(site__code=scale_code, state="released").order_by("pk").first()
+    n = 50 if quick else 100
+    results = []
+    for name, who, url_of in PAGES:
+        url = url_of().format(batch=batch.pk if batch else 0)
+        scale_times, scale_queries = _timed(_client(f"{who}-{scale_code}"), url, n)
+        empty_times, empty_queries = _timed(_client(f"{who}-{empty_code}"), url, n)
+        p95, p95_empty = _p95(scale_times), _p95(empty_times)
+        met = p95 <= GOAL_P95_MS and scale_queries == empty_queries
+        results.append(Result(
+            name=f"page at scale: {name}", value=round(p95, 1), unit="ms p95", baseline=round(p95_empty, 1),
+            ratio=round(p95 / p95_empty, 2), goal=f"p95 <= {GOAL_P95_MS:.0f} ms, same query count", met=met,
+            notes=(f"{n} requests each; median {statistics.median(scale_times):.1f} ms at scale vs "
+                   f"{statistics.median(empty_times):.1f} ms empty; queries {scale_queries} at scale vs "
+                   f"{empty_queries} empty; scale = {sites} sites, {batches:,} batches, {events:,} audit events "
+                   f"(seeded in {seed_s:.0f} s)"),
+        ))
+    return results
