@@ -80,7 +80,9 @@ def _render_batch_release(request, pk, *, posted=None, error_field=None, status=
         "independence": independence, "failing": failing, "investigations": investigations,
         "perms": site_perms_of(request, batch.site), "posted": posted or {}, "error_field": error_field,
         "failure_reasons": BatchFailureReason.choices, "Decision": CertificationDecision,
-        "late_failure": stage == CertificationKind.FINAL and bool(failing),
+        # A failure the provisional decision already knew (an exceptional release) is not a late one.
+        "late_failure": stage == CertificationKind.FINAL and any(
+            provisional_cert is None or r.entered_at > provisional_cert.signed_at for r in failing),
         "exceptional_problems": release.exceptional_release_problems(checklist) if failing else [],
         "notifications": notifications_for_batch(batch),
         "infusions": list(infusion_list_for_batch(batch)),

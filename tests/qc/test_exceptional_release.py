@@ -288,3 +288,12 @@ def test_the_release_page_shows_an_exceptional_release_prominently(oos_batch, cl
     assert "CONSENT-2026-0117" in banner
     assert oos_deviation(oos_batch).number in banner
     assert "Released exceptionally (out of specification)" in page  # the signature's meaning
+
+
+def test_a_failure_known_at_the_exceptional_release_is_not_shown_as_a_late_one(oos_batch, client_for, qp):
+    exceptional(oos_batch, qp)
+
+    page = client_for(qp).get(reverse("qc:batch_release", args=[oos_batch.pk])).content.decode()
+
+    assert "A late result fails its specification" not in page
+    assert 'id="exceptional-release"' in page
