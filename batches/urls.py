@@ -1,4 +1,6 @@
+from batches.permissions import ROUTE_PERMS
 from batches.views import coi, execution
+from carmfg.accounts.permissions import guard_routes
 
 app_name = "batches"
-urlpatterns = [*execution.urlpatterns, *coi.urlpatterns]
+urlpatterns = guard_routes([*execution.urlpatterns, *coi.urlpatterns], ROUTE_PERMS)

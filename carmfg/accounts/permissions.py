@@ -8,8 +8,12 @@ flag never open a site's records.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import URLPattern
 from guardian.shortcuts import get_user_perms
 
 from carmfg.accounts.models import Role
@@ -73,3 +77,60 @@ def require_site_perm(user, site: Site, perm: str, *, action: str) -> None:
 def forget_cached_perms(user) -> None:
     if hasattr(user, "_carmfg_site_perms"):
         del user._carmfg_site_perms
+
+
+def holds_perm_anywhere(user, perms: tuple[str, ...]) -> bool:
+    """Whether ``user`` holds one of ``perms`` at one of their sites."""
+    from carmfg.accounts.selectors import site_list_for_user
+
+    return any(has_site_perm(user, site, perm) for site in site_list_for_user(user) for perm in perms)
+
+
+def site_perm_required(*perms: str, action: str, methods: tuple[str, ...] = ("GET", "POST")):
+    """Refuse a view (403) before it reads any input when the signed-in user holds none
+    of ``perms`` at any of their sites: a refusal then never depends on how complete the
+    form was. The service still checks the permission at the record's own site.
+
+    Only ``methods`` are guarded; anonymous users and other methods pass through to the
+    view's own ``login_required`` and ``require_POST``."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(request, *args, **kwargs):
+            user = request.user
+            if request.method in methods and user.is_authenticated and not holds_perm_anywhere(user, perms):
+                raise PermissionRefused(f"Your roles do not allow you to {action}.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+@dataclass(frozen=True)
+class RoutePerm:
+    """Who may use a route at all: one of ``perms`` at some site, for ``methods``."""
+
+    perms: tuple[str, ...]
+    action: str
+    methods: tuple[str, ...] = ("GET", "POST")
+
+
+def guard_routes(patterns: list, rules: dict[str, RoutePerm]) -> list:
+    """``patterns`` with the views named in ``rules`` wrapped in :func:`site_perm_required`.
+
+    Each app keeps its route rules next to its URLconf (``<app>/permissions.py``); a rule
+    naming no route is an error, so a renamed route cannot silently lose its guard."""
+    names = {p.name for p in patterns if isinstance(p, URLPattern)}
+    unknown = set(rules) - names
+    if unknown:
+        raise ImproperlyConfigured(f"route permissions name unknown routes: {sorted(unknown)}")
+    guarded = []
+    for p in patterns:
+        rule = rules.get(p.name) if isinstance(p, URLPattern) and p.name else None
+        if rule is None:
+            guarded.append(p)
+            continue
+        view = site_perm_required(*rule.perms, action=rule.action, methods=rule.methods)(p.callback)
+        guarded.append(URLPattern(p.pattern, view, p.default_args, p.name))
+    return guarded

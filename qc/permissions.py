@@ -1,0 +1,32 @@
+"""Who may use which QC and release page at all.
+
+A role that may never take an action is refused (403) before the page reads its form,
+so the refusal never depends on what was typed. The services check the same
+permissions again at the record's own site (see ``carmfg.accounts.permissions``).
+"""
+
+from __future__ import annotations
+
+from carmfg.accounts.permissions import RoutePerm, SitePerm
+
+QC = (SitePerm.QC,)
+CERTIFY = (SitePerm.CERTIFY,)
+SPEC_EDITORS = (SitePerm.QC, SitePerm.CERTIFY)
+POST = ("POST",)
+
+ROUTE_PERMS: dict[str, RoutePerm] = {
+    "result_enter": RoutePerm(QC, "enter QC results", POST),
+    "samples_from_steps": RoutePerm(QC, "register QC samples", POST),
+    "sample_receive": RoutePerm(QC, "receive QC samples", POST),
+    "sample_register": RoutePerm(QC, "register QC samples", POST),
+    "sample_label": RoutePerm(QC, "print QC sample labels"),
+    "sample_label_apply": RoutePerm(QC, "apply QC sample labels", POST),
+    "result_review": RoutePerm(QC, "review QC results", POST),
+    "result_invalidate": RoutePerm(QC, "invalidate QC results", POST),
+    "oos": RoutePerm(QC, "conclude OOS investigations", POST),
+    "specification_action": RoutePerm(SPEC_EDITORS, "edit specifications", POST),
+    "specification_test_action": RoutePerm(SPEC_EDITORS, "edit specifications", POST),
+    "certify": RoutePerm(CERTIFY, "certify batches", POST),
+    "reject": RoutePerm(CERTIFY, "reject batches", POST),
+    "record_export": RoutePerm((SitePerm.AUDIT,), "export batch records", POST),
+}
