@@ -40,6 +40,7 @@ from batches.services import mbr as mbr_services
 from batches.services.equipment import EquipmentRefused, equipment_problem
 from batches.services.materials import LotRefused, lot_problem, site_today
 from batches.views import execution_forms as f
+from batches.views.submission import form_submit
 from carmfg.accounts.permissions import SitePerm, has_site_perm
 from carmfg.esign.selectors import signatures_for_record
 from carmfg.exceptions import GMPError
@@ -726,26 +727,19 @@ def lot_list(request: HttpRequest) -> HttpResponse:
     site = _site(request)
     perms = _perms(request.user, site)
     form = f.LotForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                lot = material_services.material_lot_create(actor=request.user, site=site, **form.cleaned_data)
-            except GMPError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-                status = exc.status_code
-            else:
-                messages.success(request, f"{lot} registered, in quarantine until released.")
-                return redirect("batches:lot_list")
-        else:
-            status = 400
+    done = form_submit(request, form, lambda data: material_services.material_lot_create(
+        actor=request.user, site=site, **data),
+        success=lambda lot: f"{lot} registered, in quarantine until released.",
+        next_url=lambda _lot: reverse("batches:lot_list"))
+    if done.response is not None:
+        return done.response
     today = site_today(site)
     lots = selectors.material_lot_list_for_user(request.user, site=site).order_by("material_type", "expiry_date")
     return render(request, "batches/execution/lot_list.html", {
         "rows": _lot_rows(lots, today), "form": form, "perms": perms, "site": site, "today": today,
         "sign_form": f.SignForm(), "reject_form": f.LotRejectForm(), "lot_statuses": LotStatus,
         "can_release": perms["certify"] or perms["admin"],
-    }, status=status)
+    }, status=done.status)
 
 
 def _lot_action(request, pk: int, call, success: str):
@@ -780,24 +774,17 @@ def lot_reject_view(request, pk: int):
 def equipment_list(request: HttpRequest) -> HttpResponse:
     site = _site(request)
     form = f.EquipmentForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                equipment = equipment_services.equipment_create(actor=request.user, site=site, **form.cleaned_data)
-            except GMPError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-                status = exc.status_code
-            else:
-                messages.success(request, f"{equipment} registered.")
-                return redirect("batches:equipment_list")
-        else:
-            status = 400
+    done = form_submit(request, form, lambda data: equipment_services.equipment_create(
+        actor=request.user, site=site, **data),
+        success=lambda equipment: f"{equipment} registered.",
+        next_url=lambda _equipment: reverse("batches:equipment_list"))
+    if done.response is not None:
+        return done.response
     today = site_today(site)
     items = selectors.equipment_list_for_user(request.user, site=site)
     return render(request, "batches/execution/equipment_list.html", {
         "rows": [(e, equipment_problem(e, today)) for e in items], "form": form, "site": site, "today": today,
-        "perms": _perms(request.user, site)}, status=status)
+        "perms": _perms(request.user, site)}, status=done.status)
 
 
 @login_required
