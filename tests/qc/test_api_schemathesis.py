@@ -15,7 +15,9 @@ from decimal import Decimal
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -62,6 +64,18 @@ def fuzz(operation, pool: list[int], headers: dict[str, str]) -> None:
 
 
 @pytest.fixture
+def wsgi_app():
+    """The project's WSGI application, called in-process on the test's own database
+    connection: as Django's test client does, the connection is not closed at the end
+    of each request (on PostgreSQL that would close the test's transaction)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield get_wsgi_application()
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
 def world(make_batch, site, other_site, technician, qc_analyst, auditor):
     """A finished batch with steps, custody, a QC result, a deviation and a queued record at
     the caller's site; a patient at another site."""
@@ -81,12 +95,11 @@ ROLES = [Role.COORDINATOR, Role.TECHNICIAN, Role.VERIFIER, Role.QC_ANALYST, Role
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_operation_conforms_to_the_schema_as_every_role(role, world, site, make_user):
+def test_every_operation_conforms_to_the_schema_as_every_role(role, world, site, make_user, wsgi_app):
     user = make_user(f"fuzz-{role}", roles=[role], site=site)
     _, token = api_token_create(actor=user, name="schemathesis")
     headers = {"Authorization": f"Token {token}"}
-    app = get_wsgi_application()
-    schema = schemathesis.openapi.from_wsgi("/api/schema/", app, headers=headers)
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_app, headers=headers)
     pools = {prefix: [pk for pk in ids() if pk is not None] for prefix, ids in POOLS.items()}
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) >= 25
