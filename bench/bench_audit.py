@@ -173,5 +173,5 @@ def run(quick: bool) -> list[Result]:
     site, user = _actors()
     return [
         bench_audit_write(300 if quick else 2000, site, user),
-        bench_chain_verify(50_000 if quick else 1_000_000, repeat=3 if quick else 2, user=user),
+        bench_chain_verify(20_000 if quick else 1_000_000, repeat=3 if quick else 2, user=user),
     ]

@@ -4,9 +4,9 @@
 audit events; quick: 2 sites, 200 batches, 20,000 events), and one more site is made
 with no batches at all. Each page is requested ≥ 50 times through the Django test
 client by the role that uses it, at a scale site and at the empty site; the figure is
-the p95 at scale against the p95 of the same page on the empty site, with the median
-and the number of queries of both in the notes. Goal: p95 ≤ 150 ms and the same query
-count at scale as on the empty site.
+the p95 at scale against the p95 of the same page on the empty site, with the medians
+and query counts in the notes. Goal: p95 ≤ 150 ms, and as many queries at scale as at
+a site with one batch in each state (an empty list skips its rows' detail queries).
 """
 
 from __future__ import annotations
@@ -79,22 +79,30 @@ def run(quick: bool) -> list[Result]:
     seed_s = time.perf_counter() - started
     call_command("seed_scale", "--sites", "1", "--batches", "0", "--audit-events", "0", "--prefix", empty_tag,
                  stdout=io.StringIO())
-    scale_code, empty_code = f"{tag}01", f"{empty_tag}01"
-    batch = Batch.objects.filter(site__code=scale_code, state="released").order_by("pk").first()
+    few_tag = "f" + uuid.uuid4().hex[:4]
+    call_command("seed_scale", "--sites", "1", "--batches", "8", "--audit-events", "0", "--prefix", few_tag,
+                 stdout=io.StringIO())
+    scale_code, empty_code, few_code = f"{tag}01", f"{empty_tag}01", f"{few_tag}01"
+    def released(code: str) -> int:
+        found = Batch.objects.filter(site__code=code, state="released").order_by("pk").first()
+        return found.pk if found else 0
+
     n = 50 if quick else 100
     results = []
     for name, who, url_of in PAGES:
-        url = url_of().format(batch=batch.pk if batch else 0)
-        scale_times, scale_queries = _timed(_client(f"{who}-{scale_code}"), url, n)
-        empty_times, empty_queries = _timed(_client(f"{who}-{empty_code}"), url, n)
+        scale_times, scale_queries = _timed(_client(f"{who}-{scale_code}"), url_of().format(batch=released(scale_code)), n)
+        empty_times, empty_queries = _timed(_client(f"{who}-{empty_code}"), url_of().format(batch=0), n)
+        _, few_queries = _timed(_client(f"{who}-{few_code}"), url_of().format(batch=released(few_code)), 0)
         p95, p95_empty = _p95(scale_times), _p95(empty_times)
-        met = p95 <= GOAL_P95_MS and scale_queries == empty_queries
+        # An empty list skips the queries of its rows' details; the count must not grow
+        # from one batch per state (few) to thousands.
+        met = p95 <= GOAL_P95_MS and scale_queries == few_queries
         results.append(Result(
             name=f"page at scale: {name}", value=round(p95, 1), unit="ms p95", baseline=round(p95_empty, 1),
-            ratio=round(p95 / p95_empty, 2), goal=f"p95 <= {GOAL_P95_MS:.0f} ms, same query count", met=met,
+            ratio=round(p95 / p95_empty, 2), goal=f"p95 <= {GOAL_P95_MS:.0f} ms, queries as with 8 batches", met=met,
             notes=(f"{n} requests each; median {statistics.median(scale_times):.1f} ms at scale vs "
-                   f"{statistics.median(empty_times):.1f} ms empty; queries {scale_queries} at scale vs "
-                   f"{empty_queries} empty; scale = {sites} sites, {batches:,} batches, {events:,} audit events "
+                   f"{statistics.median(empty_times):.1f} ms empty; queries {scale_queries} at scale, "
+                   f"{few_queries} with one batch per state, {empty_queries} empty; scale = {sites} sites, {batches:,} batches, {events:,} audit events "
                    f"(seeded in {seed_s:.0f} s)"),
         ))
     return results
