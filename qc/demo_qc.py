@@ -4,14 +4,16 @@
 effect (written by a QC analyst, reviewed by another, approved by the QP): it runs
 before the demo batches are created, since every batch pins the specification in force.
 
-``seed_qc_demo(site=…)`` then adds three finished batches for the release pages, each
+``seed_qc_demo(site=…)`` then adds five finished batches for the release pages, each
 recorded step by step through the execution services, with its QC results entered and
 reviewed by the two QC analysts:
 
 * one ready for provisional release (no exception);
 * one with a viability out of specification (OOS investigation and major deviation);
 * one released provisionally, fraction 1 infused, whose sterility result came back
-  positive (critical deviation, batch on hold, physician and QP notified).
+  positive (critical deviation, batch on hold, physician and QP notified);
+* one released provisionally, late tests pending; one released finally. Every
+  certification queues its signed batch record (``seed_demo`` then generates them).
 
 Idempotent: a site that has QC results already gets nothing added.
 """
@@ -120,7 +122,7 @@ def seed_qc_demo(*, site, password: str, log=print) -> None:
     from batches.isbt128 import parse_din
     from batches.scans import label_scan_data
     from batches.services.infusion import infusion_record
-    from qc.services.release import certification_provisional_sign
+    from qc.services.release import certification_final_sign, certification_provisional_sign
 
     if TestResult.objects.filter(site=site).exists():
         return
@@ -156,5 +158,20 @@ def seed_qc_demo(*, site, password: str, log=print) -> None:
     _enter(late, "ifng", users, password)
     _enter(late, "sterility", users, password, {"sterility": "growth"}, review=False)
 
+    # Certified batches, each with its signed batch record (queued by the certification).
+    provisional = _finished_batch(initials="TB", birth_year=1985, weight_kg="68.0", collected_days_ago=12, **common)
+    for code in PROVISIONAL:
+        _enter(provisional, code, users, password)
+    certification_provisional_sign(actor=users["qp"], batch=provisional, password=password)
+
+    released = _finished_batch(initials="MV", birth_year=1979, weight_kg="74.5", collected_days_ago=30, **common)
+    for code in PROVISIONAL:
+        _enter(released, code, users, password)
+    certification_provisional_sign(actor=users["qp"], batch=released, password=password)
+    for code in ("vcn", "ifng", "sterility"):
+        _enter(released, code, users, password)
+    certification_final_sign(actor=users["qp"], batch=released, password=password)
+
     log(f"QC demo: {ready.number} ready for release, {out_of_spec.number} out of specification, "
-        f"{late.number} late sterility failure after infusion.")
+        f"{late.number} late sterility failure after infusion, {provisional.number} released provisionally, "
+        f"{released.number} released (final).")

@@ -44,6 +44,24 @@ USERS = [
 class Command(BaseCommand):
     help = "Load demo sites, users and records (idempotent)."
 
+    def _generate_records(self) -> None:
+        """The signed batch records the demo's certifications queued, made now by the
+        same Celery task run in this process (a no-op for a record already done), so
+        that a newcomer finds real records at once."""
+        from qc.models import BatchRecordDocument, DocumentStatus
+        from qc.tasks import batch_record_generate
+
+        waiting = BatchRecordDocument.objects.filter(status__in=[DocumentStatus.QUEUED, DocumentStatus.RENDERING,
+                                                                 DocumentStatus.SIGNING]).order_by("pk")
+        for document in waiting.select_related("batch"):
+            result = batch_record_generate.apply(args=[document.pk])
+            if result.failed():
+                self.stderr.write(f"Signed batch record of {document.batch.number} v{document.version} failed: "
+                                  f"{result.result}")
+            else:
+                self.stdout.write(f"Signed batch record of {document.batch.number} v{document.version}: "
+                                  f"{result.result['status']}")
+
     def handle(self, *args, **options):
         password = settings.CARMFG_DEMO_PASSWORD
         User = get_user_model()
@@ -64,6 +82,7 @@ class Command(BaseCommand):
                                     log=self.stdout.write)
             seed_qc_demo(site=sites["msk"], password=password, log=self.stdout.write)
             seed_coi_demo(site=sites["msk"], log=self.stdout.write)
+        self._generate_records()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"Demo logins (password for all: {password}):")
         seen = set()
