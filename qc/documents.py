@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 TEMPLATE = "documents/batch_record/record.html"
 # Bump when the layout or the embedded data's shape changes: every record states the
 # version it was made with, so an old record is read with the right expectations.
-TEMPLATE_VERSION = "batch-record/1"
+TEMPLATE_VERSION = "batch-record/2"
 SIGNATURE_FIELD = "carmfg-batch-record"
 AUDIT_APPENDIX_MAX_EVENTS = 5000
 
