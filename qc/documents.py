@@ -187,6 +187,7 @@ def _batch_section(ctx: RecordContext) -> Section:
             "decision": certification.decision,
             "decision_label": certification.get_decision_display(),
             "justification": certification.justification,
+            "exceptional_request": _exceptional_request(certification),
             "qp": {"username": qp.get_username(), "name": qp.get_full_name() or qp.get_username()},
             "signed_at": certification.signed_at,
             "signed": when(certification.signed_at, batch.site.zone),
@@ -560,3 +561,13 @@ def _signature_reason(document: BatchRecordDocument) -> str:
     if document.requested_by is not None:
         who = f" requested by {document.requested_by.get_full_name() or document.requested_by.get_username()}"
     return f"Batch record export of batch {batch}{who}"
+
+
+def _exceptional_request(certification) -> dict | None:
+    """An out-of-specification release at the treating physician's documented request:
+    who asked, the patient's consent reference, the major deviation it is recorded under."""
+    if not certification.is_exceptional_request:
+        return None
+    deviation = certification.deviation
+    return {"physician": certification.physician_name, "consent_reference": certification.consent_reference,
+            "deviation": f"{deviation.number} {deviation.title}" if deviation is not None else ""}

@@ -65,7 +65,7 @@ def _batch(ctx: RecordContext) -> Batch:
 def _certifications(ctx: RecordContext) -> list[Certification]:
     """The certifications the record knows of: its own and any signed before it."""
     document = ctx.document
-    qs = Certification.objects.filter(batch_id=document.batch_id).select_related("qp", "specification")
+    qs = Certification.objects.filter(batch_id=document.batch_id).select_related("qp", "specification", "deviation")
     if document.certification is not None:
         qs = qs.filter(signed_at__lte=document.certification.signed_at)
     return list(qs.order_by("signed_at", "pk"))
@@ -364,6 +364,9 @@ def checklist_section(ctx: RecordContext) -> Section:
     certifications = [
         {"kind": c.get_kind_display(), "decision": c.get_decision_display(), "decision_code": c.decision,
          "qp": _person(c.qp), "signed_at": when(c.signed_at, zone), "justification": c.justification,
+         "exceptional_request": ({"physician": c.physician_name, "consent_reference": c.consent_reference,
+                                  "deviation": c.deviation.number if c.deviation is not None else ""}
+                                 if c.is_exceptional_request else None),
          "specification": f"{c.specification.title} v{c.specification.version}",
          "items": [{"title": i.get("title", ""), "status": i.get("status", ""), "message": i.get("message", ""),
                     "details": list(i.get("details") or [])} for i in (c.checklist or [])],

@@ -4,8 +4,11 @@ justified decision recorded under a major deviation; never a silent pass."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.urls import reverse
+from pypdf import PdfReader
 
 from batches.exceptions import NotReady
 from batches.models import BatchState, DeviationClass
@@ -17,13 +20,25 @@ from carmfg.esign.models import Meaning
 from carmfg.esign.selectors import signatures_for_record
 from carmfg.exceptions import InvalidInput, PermissionRefused
 from qc.checklist import release_checklist
-from qc.models import Certification, CertificationDecision, CertificationKind, OosInvestigation
+from qc.models import (
+    BatchRecordDocument,
+    Certification,
+    CertificationDecision,
+    CertificationKind,
+    DocumentStatus,
+    OosInvestigation,
+)
 from qc.services.release import (
     certification_provisional_exceptional_sign,
     certification_provisional_sign,
 )
 from tests.conftest import PASSWORD, assert_hidden
 from tests.qc.conftest import FAILING, PROVISIONAL_CODES, enter, enter_and_review, review
+from tests.qc.record_fixtures import (  # noqa: F401
+    record_pki_fixture,
+    record_settings_fixture,
+    record_tsa_fixture,
+)
 
 JUSTIFICATION = "Viability 55 % is below 70 %; no other treatment option; the physician requested infusion."
 REQUEST = {"justification": JUSTIFICATION, "physician_name": "Dr. Marta Puig",
@@ -297,3 +312,18 @@ def test_a_failure_known_at_the_exceptional_release_is_not_shown_as_a_late_one(o
 
     assert "A late result fails its specification" not in page
     assert 'id="exceptional-release"' in page
+
+
+def test_the_signed_batch_record_states_the_exceptional_release(record_settings, oos_batch, qp,
+                                                                django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        cert = exceptional(oos_batch, qp)
+
+    document = BatchRecordDocument.objects.get(certification=cert)
+    assert document.status == DocumentStatus.DONE, document.failure_reason
+    with document.file.open("rb") as fh:
+        text = " ".join((page.extract_text() or "") for page in PdfReader(io.BytesIO(fh.read())).pages)
+    text = " ".join(text.split())
+    assert "Dr. Marta Puig" in text
+    assert "CONSENT-2026-0117" in text
+    assert oos_deviation(oos_batch).number in text
