@@ -65,8 +65,10 @@ def record_verify(request):
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
         form = RecordVerifyForm(request.POST, request.FILES)
         if declared > upload_limit_bytes() + 64 * 1024:
-            # Refuse before reading a body this large (the form would spool it to disk).
-            form = RecordVerifyForm()
+            # Refuse before reading a body this large (the form would spool it to disk): an
+            # empty bound form, so that it can carry the message (an unbound one raised a 500).
+            form = RecordVerifyForm({})
+            form.errors.clear()
             form.add_error(None, f"The upload is larger than {settings.CARMFG_VERIFY_UPLOAD_MAX_MB} MB.")
         elif form.is_valid():
             upload = form.cleaned_data["file"]
