@@ -124,7 +124,7 @@ class BatchFilterForm(forms.Form):
 
     def __init__(self, *args, states, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["state"].choices = [("", "All states"), *states]  # type: ignore[attr-defined]
+        self.fields["state"].choices = [("", _("All states")), *translated_choices(states)]  # type: ignore[attr-defined]
 
 
 # --- deviations -----------------------------------------------------------------------------------
