@@ -46,6 +46,22 @@ def _celery_in_process(request):
 
 
 @pytest.fixture(autouse=True)
+def _carmfg_stays_the_current_celery_app():
+    """A test that builds another Celery app must pass ``set_as_current=False``: otherwise
+    every later task call in this pytest worker goes to that app's broker (once, in CI,
+    a fault test's Redis that no longer existed)."""
+    from celery import current_app
+
+    from carmfg.celery import app
+
+    yield
+    if current_app.main != app.main:
+        other = current_app.main
+        app.set_current()
+        pytest.fail(f"this test left Celery app {other!r} as the current app; create it with set_as_current=False")
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

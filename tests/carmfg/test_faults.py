@@ -116,8 +116,12 @@ def _free_port() -> int:
 
 
 def _client_app(url: str) -> Celery:
-    """A Celery client of the test's own Redis (carmfg's app stays on the shared one)."""
-    client = Celery("carmfg-faults", broker=url, backend=url)
+    """A Celery client of the test's own Redis (carmfg's app stays on the shared one).
+
+    ``set_as_current=False``: a new Celery app otherwise becomes the process's current
+    app, and every later ``shared_task`` call in this pytest worker would go to this
+    test's Redis after it is gone (seen in CI: the next PDF tests never got their job)."""
+    client = Celery("carmfg-faults", broker=url, backend=url, set_as_current=False)
     client.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
     return client
 
