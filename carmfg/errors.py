@@ -58,6 +58,6 @@ class GMPErrorMiddleware:
             drop_broken_connections()
             return HttpResponse(
                 f'<!doctype html><title>Not saved</title><div role="alert"><h1>Not done</h1>'
-                f"<p>{escape(exception.message)}</p></div>",
+                f"<p>{escape(exception.text)}</p></div>",
                 status=exception.status_code,
             )

@@ -1,14 +1,25 @@
 """Domain errors a user can cause. Views and the API turn them into clear messages.
 
 Each carries a message the user can act on. Apps define their own subclasses in
-their ``exceptions.py``. Messages stay English in what is stored (audit events keep
-stable text); constant ones are marked with ``gettext_noop`` so that pages translate
-them when they show them (``{% translate error.message %}``).
+their ``exceptions.py``. A message is an English template marked with
+``gettext_noop`` plus its values::
+
+    raise LimitExceeded(gettext_noop("%(value)s is above the limit of %(high)s."),
+                        params={"value": value, "high": high})
+
+``error.message`` is the English text, what audit events, logs and tests keep (stable
+whatever the user's language); ``error.text`` is the same message in the active
+language, what pages and the API show. Templates with values use ``%(name)s``
+placeholders (and ``%%`` for a literal per cent sign), so that ``compilemessages``
+checks that every translation keeps them.
 """
 
 from __future__ import annotations
 
-from django.utils.translation import gettext_noop
+from collections.abc import Mapping
+from typing import Any
+
+from django.utils.translation import gettext, gettext_noop
 
 
 class GMPError(Exception):
@@ -17,10 +28,29 @@ class GMPError(Exception):
     status_code = 400
     default_message = gettext_noop("The action was refused.")
 
-    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
-        self.message = message or self.default_message
+    def __init__(
+        self, message: str | None = None, *, field: str | None = None, params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.template = message or self.default_message
+        self.params = dict(params or {})
+        self.message = _render(self.template, self.params)
         self.field = field
         super().__init__(self.message)
+
+    @property
+    def text(self) -> str:
+        """The message in the active language (English where no translation exists)."""
+        translated = gettext(self.template)
+        if translated == self.template:
+            return self.message
+        try:
+            return _render(translated, self.params)
+        except (KeyError, ValueError, TypeError):  # a broken translation never hides the error
+            return self.message
+
+
+def _render(template: str, params: Mapping[str, Any]) -> str:
+    return template % params if params else template
 
 
 class InvalidInput(GMPError):

@@ -46,8 +46,8 @@ def problem_details_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, CONNECTION_ERRORS):
         exc = database_unavailable(exc)
     if isinstance(exc, GMPError):
-        errors = [{"field": exc.field or "", "message": exc.message}]
-        return problem(exc.status_code, type(exc).__name__, exc.message, errors)
+        errors = [{"field": exc.field or "", "message": exc.text}]
+        return problem(exc.status_code, type(exc).__name__, exc.text, errors)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
