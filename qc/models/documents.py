@@ -98,6 +98,9 @@ class BatchRecordDocument(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     requested_at = models.DateTimeField()
+    # The language the record is printed in: the requester's at request time (the worker
+    # that prints it has no request to take it from). The embedded data stays English.
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES, default="en")
 
     class Meta:
         ordering = ["batch", "-version"]
