@@ -48,6 +48,7 @@ from batches.models import (
     StepRecord,
     StepStatus,
 )
+from batches.models.mbr import fixed_decimal
 from batches.progress import Plan, input_snapshot, load_plan
 from batches.quantities import check_decimal_places, format_value, parse_decimal, round_to
 from batches.services.custody import Refusal, identify_label, refuse
@@ -236,6 +237,22 @@ def _fill(record: StepRecord, definition: StepDefinition, *, batch: Batch, plan:
             record.value_text += " · tests: " + ", ".join(definition.sample_tests)
 
 
+def _as_stored(record: StepRecord) -> None:
+    """Give a record just inserted the values a read-back would give, without reading it
+    back: decimals with the column's places. Its batch (locked, with site, order and
+    donation), definition (with stage), deviation and performer are already attached."""
+    record.value = fixed_decimal(record.value, StepRecord._meta.get_field("value").decimal_places)
+    record.quantity = fixed_decimal(record.quantity, StepRecord._meta.get_field("quantity").decimal_places)
+
+
+def _refresh_from(batch: Batch, locked: Batch) -> None:
+    """``batch.refresh_from_db()`` without the query: ``locked`` was read under the row
+    lock in the transaction that just committed (and re-read by a hold, if any)."""
+    for field in Batch._meta.concrete_fields:
+        setattr(batch, field.attname, getattr(locked, field.attname))
+    batch.__dict__.pop("_prefetched_objects_cache", None)
+
+
 def _after_limits(actor, record: StepRecord, definition: StepDefinition, batch: Batch, *, comment: str) -> None:
     """Out of action limits: a deviation in this transaction, and a hold for a critical step."""
     if record.limit_result != LimitResult.ACTION:
@@ -304,14 +321,14 @@ def step_record(
             except IntegrityError:
                 raise StaleRecord(f"“{definition.title}” #{expected_occurrence} was recorded by someone else a moment "
                                   "ago. Reload and check before recording.") from None
-            record = StepRecord.objects.select_related("deviation", "definition__stage").get(pk=record.pk)
+            _as_stored(record)
             audit_record(actor=actor, action=Action.CREATE, obj=record, changes=record.signable_content())
             signature_apply(actor=actor, reauth=reauth, obj=record, meaning=Meaning.PERFORMED, comment=comment)
             _after_limits(actor, record, definition, locked, comment=comment)
     except BLOCKS as exc:
         _audit_block(actor, batch, definition, exc, attempted)
         raise
-    batch.refresh_from_db()
+    _refresh_from(batch, locked)
     return record
 
 
