@@ -4,6 +4,10 @@ Everything that happened to the patient's material, in the order it happened: th
 DIN issued, labels printed / applied / destroyed, each custody scan with where and
 at what temperature, the intake and its decision, the batch, each fraction infused,
 and every refused (blocked) scan from the audit trail. Reads only.
+
+Texts are in the active language (the signed batch record builds the timeline once in
+English for its embedded data and once in the reader's language for its pages); what
+was typed or stored (notes, reasons, causes of refusals) is shown as stored.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from itertools import groupby
+
+from django.utils.translation import gettext, ngettext
 
 from batches.models import Donation, IntakeOutcome, LabelStatus
 from batches.selectors import (
@@ -24,6 +30,7 @@ from batches.selectors import (
 )
 from batches.services.intake import cells_text
 from carmfg.esign.selectors import signatures_for_record
+from carmfg.numbers import localize_number_text
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class Entry:
 
 def _name(user) -> str:
     if user is None:
-        return "system"
+        return gettext("system")
     return user.get_full_name() or user.get_username()
 
 
@@ -55,47 +62,58 @@ def coi_timeline(donation: Donation) -> list[Entry]:
     zone = donation.site.zone
     order = donation.order
     entries.append(Entry(
-        at=donation.created_at, kind="registered", title="Collection registered, DIN issued",
+        at=donation.created_at, kind="registered", title=gettext("Collection registered, DIN issued"),
         who=_name(donation.registered_by),
-        details=[f"DIN {donation.din_display}", f"Order {order.number}",
-                 f"Day of apheresis {donation.collection_date:%Y-%m-%d}" if donation.collection_date else ""],
+        details=[f"DIN {donation.din_display}", gettext("Order %(number)s") % {"number": order.number},
+                 gettext("Day of apheresis %(date)s") % {"date": f"{donation.collection_date:%Y-%m-%d}"}
+                 if donation.collection_date else ""],
     ))
     labels = list(label_list_for_donation(donation))
     by_job = sorted(labels, key=lambda lb: (lb.printed_at, lb.pk))
     for (at, printer), job in groupby(by_job, key=lambda lb: (lb.printed_at, lb.printed_by)):
         codes = [lb.container_code for lb in job]
-        entries.append(Entry(at=at, kind="labels", title=f"Printed {len(codes)} label{'s' if len(codes) > 1 else ''}",
+        printed = ngettext("Printed %(count)s label", "Printed %(count)s labels", len(codes)) % {"count": len(codes)}
+        entries.append(Entry(at=at, kind="labels", title=printed,
                              who=_name(printer), details=[", ".join(codes)]))
     for label in labels:
         if label.status_changed_at is None:
             continue
         if label.status == LabelStatus.DESTROYED:
-            title = f"Label {label.container_code} destroyed"
-            details = [f"Reason: {label.status_reason}"]
+            title = gettext("Label %(code)s destroyed") % {"code": label.container_code}
+            details = [gettext("Reason: %(reason)s") % {"reason": label.status_reason}]
         else:
-            title = f"Label {label.container_code} applied to its {label.get_container_type_display().lower()}"
+            title = gettext("Label %(code)s applied to its %(container)s") % {
+                "code": label.container_code, "container": gettext(label.get_container_type_display()).lower()}
             details = []
         entries.append(Entry(at=label.status_changed_at, kind="labels", title=title,
                              who=_name(label.status_changed_by), details=details))
     for event in custody_event_list_for_donation(donation):
         entries.append(Entry(
-            at=event.performed_at, kind="custody", title=event.get_step_display(), who=_name(event.performed_by),
+            at=event.performed_at, kind="custody", title=gettext(event.get_step_display()), who=_name(event.performed_by),
             where=event.location, temperature_c=event.temperature_c, scanned=event.scanned_code, result="matched",
-            details=[f"Container {event.label.container_code}" if event.label is not None else "", event.note],
+            details=[gettext("Container %(code)s") % {"code": event.label.container_code} if event.label is not None
+                     else "", event.note],
         ))
     intake = intake_for_donation(donation)
     decided_by = ""
     if intake is not None:
-        failed = [f"{c['label']}: {c['value']} (limit {c['limit']})" for c in intake.evaluation.values() if not c["met"]]
+        failed = [gettext("%(label)s: %(value)s (limit %(limit)s)") % {
+            "label": gettext(c["label"]), "value": localize_number_text(str(c["value"])),
+            "limit": localize_number_text(str(c["limit"]))} for c in intake.evaluation.values() if not c["met"]]
+        measured = gettext("%(volume)s mL, WBC %(wbc)s ×10³/µL, CD3+ %(cd3)s, %(temperature)s °C in transport") % {
+            "volume": intake.volume_ml, "wbc": intake.wbc_10e3_per_ul, "cd3": cells_text(intake.cd3_cells_total),
+            "temperature": intake.transport_temperature_c}
         entries.append(Entry(
-            at=intake.recorded_at, kind="intake", title="Apheresis intake recorded", who=_name(intake.recorded_by),
-            result="",
+            at=intake.recorded_at, kind="intake", title=gettext("Apheresis intake recorded"),
+            who=_name(intake.recorded_by), result="",
             details=[
-                f"Collected {_local(intake.collection_started_at, zone)} to {_local(intake.collection_ended_at, zone)}, "
-                f"received {_local(intake.received_at, zone)}",
-                f"{intake.volume_ml} mL, WBC {intake.wbc_10e3_per_ul} ×10³/µL, CD3+ {cells_text(intake.cd3_cells_total)}, "
-                f"{intake.transport_temperature_c} °C in transport, bag {'intact' if intake.bag_intact else 'NOT intact'}",
-                "Within all acceptance criteria" if intake.meets_criteria else "Outside criteria: " + "; ".join(failed),
+                gettext("Collected %(start)s to %(end)s, received %(received)s") % {
+                    "start": _local(intake.collection_started_at, zone), "end": _local(intake.collection_ended_at, zone),
+                    "received": _local(intake.received_at, zone)},
+                localize_number_text(measured) + ", "
+                + (gettext("bag intact") if intake.bag_intact else gettext("bag NOT intact")),
+                gettext("Within all acceptance criteria") if intake.meets_criteria
+                else gettext("Outside criteria: %(failed)s") % {"failed": "; ".join(failed)},
             ],
         ))
         if intake.outcome in (IntakeOutcome.ACCEPTED_WITH_DEVIATION, IntakeOutcome.REJECTED):
@@ -103,25 +121,32 @@ def coi_timeline(donation: Donation) -> list[Entry]:
                 sig = view.signature
                 decided_by = sig.signer_name
                 entries.append(Entry(
-                    at=sig.signed_at, kind="decision", title=f"Intake {intake.get_outcome_display().lower()}",
-                    who=sig.signer_name, details=[f"Reason: {intake.decision_reason}",
-                                                  f"Deviation {intake.deviation.number}" if intake.deviation else ""],
+                    at=sig.signed_at, kind="decision",
+                    title=gettext("Intake: %(outcome)s") % {"outcome": gettext(intake.get_outcome_display()).lower()},
+                    who=sig.signer_name,
+                    details=[gettext("Reason: %(reason)s") % {"reason": intake.decision_reason},
+                             gettext("Deviation %(number)s") % {"number": intake.deviation.number}
+                             if intake.deviation else ""],
                 ))
     batch = batch_for_donation(donation)
     if batch is not None:
         # Made by the acceptance: the technician's intake within criteria, or the QP's signed decision.
-        accepted_by = decided_by or (_name(intake.recorded_by) if intake is not None else "system")
+        accepted_by = decided_by or (_name(intake.recorded_by) if intake is not None else gettext("system"))
         entries.append(Entry(
-            at=batch.created_at, kind="batch", title=f"Batch {batch.number} created on acceptance",
+            at=batch.created_at, kind="batch",
+            title=gettext("Batch %(number)s created on acceptance") % {"number": batch.number},
             who=accepted_by,
-            details=[f"Pinned to {batch.mbr.title} v{batch.mbr.version}", f"Now {batch.get_state_display().lower()}"],
+            details=[gettext("Pinned to %(title)s v%(version)s") % {"title": batch.mbr.title, "version": batch.mbr.version},
+                     gettext("Now %(state)s") % {"state": gettext(batch.get_state_display()).lower()}],
         ))
         for infusion in infusion_list_for_batch(batch):
             entries.append(Entry(
                 at=infusion.infused_at, kind="infusion",
-                title=f"Fraction {infusion.fraction_number} infused ({infusion.fraction_percent.normalize()} %)",
+                title=gettext("Fraction %(number)s infused (%(percent)s %%)") % {
+                    "number": infusion.fraction_number,
+                    "percent": localize_number_text(str(infusion.fraction_percent.normalize()))},
                 who=_name(infusion.recorded_by), scanned=infusion.bag_scanned_code, result="matched",
-                details=["Bag and wristband matched the order", infusion.note],
+                details=[gettext("Bag and wristband matched the order"), infusion.note],
             ))
     for refused in blocked_event_list_for_donation(donation):
         changes = refused.changes or {}
@@ -129,10 +154,11 @@ def coi_timeline(donation: Donation) -> list[Entry]:
         step = changes.get("step", "")
         entries.append(Entry(
             at=refused.occurred_at, kind="blocked",
-            title=f"{context.capitalize()} refused" + (f" ({step.replace('_', ' ')})" if step else ""),
-            who=refused.actor_name or refused.actor_username or "system", scanned=changes.get("scanned", ""),
+            title=gettext("%(context)s refused") % {"context": context.capitalize()}
+            + (f" ({step.replace('_', ' ')})" if step else ""),
+            who=refused.actor_name or refused.actor_username or gettext("system"), scanned=changes.get("scanned", ""),
             result="blocked",
-            details=[changes.get("cause", ""), f"Expected {changes.get('expected', '')}"],
+            details=[changes.get("cause", ""), gettext("Expected %(code)s") % {"code": changes.get("expected", "")}],
         ))
     entries = [replace(entry, details=[d for d in entry.details if d]) for entry in entries]
     return sorted(entries, key=lambda e: e.at)

@@ -20,23 +20,28 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import get_valid_filename
+from django.utils.translation import gettext
 from weasyprint import HTML, Attachment
 from weasyprint.urls import URLFetcher
 
 from carmfg.accounts.permissions import SitePerm, require_site_perm
+from carmfg.accounts.selectors import profile_language_get
 from carmfg.audit.models import Action, AuditEvent, ChainHead
 from carmfg.audit.services import audit_record
 from carmfg.canonical import GENESIS_HASH, canonical_json
@@ -55,7 +60,10 @@ logger = logging.getLogger(__name__)
 TEMPLATE = "documents/batch_record/record.html"
 # Bump when the layout or the embedded data's shape changes: every record states the
 # version it was made with, so an old record is read with the right expectations.
-TEMPLATE_VERSION = "batch-record/2"
+TEMPLATE_VERSION = "batch-record/3"
+# The embedded data (and so its SHA-256) is written in the source language whatever the
+# language the record is printed in: the data is the record as stored.
+DATA_LANGUAGE = "en"
 SIGNATURE_FIELD = "carmfg-batch-record"
 AUDIT_APPENDIX_MAX_EVENTS = 5000
 
@@ -106,7 +114,7 @@ def batch_record_request(
                 document = BatchRecordDocument.objects.create(
                     site=batch.site, batch=batch, certification=certification, purpose=purpose,
                     request_id=request_uuid, version=version, requested_by=actor if _is_user(actor) else None,
-                    requested_at=timezone.now(), celery_task_id=task_id,
+                    requested_at=timezone.now(), celery_task_id=task_id, language=record_language(actor),
                 )
         except IntegrityError:
             # A concurrent request with the same key won the race: return its document.
@@ -124,6 +132,20 @@ def certification_record_request(*, actor, certification) -> BatchRecordDocument
         actor=actor, batch=certification.batch, purpose=CERTIFICATION_PURPOSE[certification.kind],
         certification=certification,
     )
+
+
+def record_language(actor) -> str:
+    """The language a record is printed in: the one the requester chose in their profile,
+    else the one active for their request (their browser's), else the site default."""
+    languages = dict(settings.LANGUAGES)
+    chosen = profile_language_get(actor) if _is_user(actor) else ""
+    if chosen in languages:
+        return chosen
+    try:
+        active = translation.get_supported_language_variant(translation.get_language() or settings.LANGUAGE_CODE)
+    except LookupError:
+        return settings.LANGUAGE_CODE
+    return active if active in languages else settings.LANGUAGE_CODE
 
 
 def _is_user(actor) -> bool:
@@ -183,9 +205,9 @@ def _batch_section(ctx: RecordContext) -> Section:
         qp = certification.qp
         cert_data = {
             "kind": certification.kind,
-            "kind_label": certification.get_kind_display(),
+            "kind_label": gettext(certification.get_kind_display()),
             "decision": certification.decision,
-            "decision_label": certification.get_decision_display(),
+            "decision_label": gettext(certification.get_decision_display()),
             "justification": certification.justification,
             "exceptional_request": _exceptional_request(certification),
             "qp": {"username": qp.get_username(), "name": qp.get_full_name() or qp.get_username()},
@@ -195,7 +217,7 @@ def _batch_section(ctx: RecordContext) -> Section:
         }
     return Section(
         key="batch",
-        title="Batch identity",
+        title=gettext("Batch identity"),
         template="documents/batch_record/sections/_batch.html",
         data={
             "patient": {"pseudonym": patient.pseudonym, "initials": patient.initials, "birth_year": patient.birth_year},
@@ -204,9 +226,9 @@ def _batch_section(ctx: RecordContext) -> Section:
             "certification": cert_data,
             "number": batch.number,
             "state": batch.state,
-            "state_label": batch.get_state_display(),
+            "state_label": gettext(batch.get_state_display()),
             "product": {"code": product.code, "name": product.name, "isbt128_product_code": product.product_code,
-                        "pathway": product.pathway, "pathway_label": product.get_pathway_display()},
+                        "pathway": product.pathway, "pathway_label": gettext(product.get_pathway_display())},
             "din": donation.din,
             "din_flags": donation.flags,
             "din_check_character": donation.check_character,
@@ -235,7 +257,7 @@ def _audit_section(ctx: RecordContext) -> Section:
     truncated = len(events) > AUDIT_APPENDIX_MAX_EVENTS
     return Section(
         key="audit_trail",
-        title="Audit trail of this batch",
+        title=gettext("Audit trail of this batch"),
         template="documents/batch_record/sections/_audit.html",
         data={"events": events[:AUDIT_APPENDIX_MAX_EVENTS], "truncated": truncated},
     )
@@ -290,6 +312,14 @@ class RecordContent:
     data_json: bytes
     data_sha256: str
     sections: list[Section]
+    # The same sections in the language the record is printed in (``sections`` when that
+    # is the data's language): what the PDF shows.
+    display_sections: list[Section]
+
+
+def _build_sections(ctx: RecordContext, language: str) -> list[Section]:
+    with translation.override(language):
+        return [s for s in (build(ctx) for build in SECTIONS) if s is not None]
 
 
 def record_content(document: BatchRecordDocument, *, generated_at=None) -> RecordContent:
@@ -298,7 +328,8 @@ def record_content(document: BatchRecordDocument, *, generated_at=None) -> Recor
         generated_at = generated_at or timezone.now()
         seq, head_hash = audit_chain_head(document.site_id)
         ctx = RecordContext(document=document, audit_head_seq=seq, audit_head_hash=head_hash)
-        sections = [s for s in (build(ctx) for build in SECTIONS) if s is not None]
+        sections = _build_sections(ctx, DATA_LANGUAGE)
+        display = sections if document.language == DATA_LANGUAGE else _build_sections(ctx, document.language)
     site = document.site
     data = {
         "schema": DATA_SCHEMA,
@@ -308,7 +339,7 @@ def record_content(document: BatchRecordDocument, *, generated_at=None) -> Recor
             "id": document.pk, "request_id": document.request_id, "purpose": document.purpose,
             "version": document.version,
             "requested_by": document.requested_by.get_username() if document.requested_by else "",
-            "requested_at": document.requested_at,
+            "requested_at": document.requested_at, "language": document.language,
         },
         "site": {"code": site.code, "name": site.name, "fin": site.facility_identification_number,
                  "time_zone": site.time_zone},
@@ -317,7 +348,7 @@ def record_content(document: BatchRecordDocument, *, generated_at=None) -> Recor
     }
     data_json = canonical_json(data)
     return RecordContent(data=data, data_json=data_json, data_sha256=hashlib.sha256(data_json).hexdigest(),
-                         sections=sections)
+                         sections=sections, display_sections=display)
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -333,20 +364,26 @@ def render_batch_record_html(
 ) -> str:
     content = content or record_content(document)
     identity = identity or pdfsigning.signing_identity()
-    sections = [
-        {"key": s.key, "title": s.title, "template": s.template, "data": content.data["sections"][s.key]}
-        for s in content.sections
-    ]
+    with translation.override(document.language):
+        return _render_html(document, content, identity)
+
+
+def _render_html(document: BatchRecordDocument, content: RecordContent, identity: pdfsigning.SigningIdentity) -> str:
+    sections = [{"key": s.key, "title": s.title, "template": s.template, "data": s.data}
+                for s in content.display_sections]
+    display_data = {**content.data, "sections": {s["key"]: s["data"] for s in sections}}
     audit_events = content.data["sections"].get("audit_trail", {}).get("events", [])
     return render_to_string(
         TEMPLATE,
         {
             "document": document,
-            "purpose_label": document.get_purpose_display(),
+            "language": document.language,
+            "running": running_texts(),
+            "purpose_label": gettext(document.get_purpose_display()),
             "site": document.site,
             "batch_number": document.batch.number,
             "zone": document.site.time_zone,
-            "data": content.data,
+            "data": display_data,
             "data_sha256": content.data_sha256,
             "data_attachment_name": data_attachment_name(document),
             "sections": sections,
@@ -356,9 +393,37 @@ def render_batch_record_html(
             "demo_key": identity.demo,
             "timestamped": pdfsigning.configured_timestamper() is not None,
             "watermark": record_watermark(document),
+            "audit_header": audit_listing_header(),
             "audit_listing": audit_listing(audit_events, zone=document.site.zone, batch_number=document.batch.number),
         },
     )
+
+
+def css_string(text: str) -> str:
+    """A quoted CSS string of ``text``: anything but letters, digits and spaces escaped."""
+    return '"' + "".join(ch if ch.isalnum() or ch == " " else f"\\{ord(ch):x} " for ch in text) + '"'
+
+
+def css_content(template: str, counters: dict[str, str]) -> SafeString:
+    """A CSS ``content`` value from a translated text with ``%(name)s`` placeholders, each
+    replaced by a CSS function (``counter(page)``, ``string(batch)``)."""
+    parts = []
+    for index, piece in enumerate(re.split(r"%\((\w+)\)s", template)):
+        if index % 2:
+            parts.append(counters[piece])
+        elif piece:
+            parts.append(css_string(piece))
+    return mark_safe(" ".join(parts))  # noqa: S308 - every text is escaped by css_string
+
+
+def running_texts() -> dict[str, SafeString]:
+    """The running headers and footers in the active language (the page's margin boxes
+    take only CSS strings; no value is ever pasted into CSS unescaped)."""
+    return {
+        "batch": css_content(gettext("Batch record %(batch)s"), {"batch": "string(batch)"}),
+        "copy": css_content(gettext("Controlled copy"), {}),
+        "page": css_content(gettext("Page %(page)s of %(pages)s"), {"page": "counter(page)", "pages": "counter(pages)"}),
+    }
 
 
 AUDIT_RECORD_WIDTH = 57
@@ -367,6 +432,14 @@ AUDIT_REASON_WIDTH = 112
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def audit_listing_header() -> str:
+    """The audit appendix's column heads in the active language, cut to the columns' widths."""
+    columns = ((gettext("event"), 7), (gettext("time"), 20), (gettext("user"), 10), (gettext("action"), 8),
+               (gettext("record"), AUDIT_RECORD_WIDTH))
+    heads = " ".join(f"{_clip(name, width):<{width}}" for name, width in columns)
+    return f"{heads} [{gettext('hash')}]"
 
 
 def audit_listing(events: Sequence[dict[str, Any]], *, zone, batch_number: str) -> str:
@@ -396,8 +469,8 @@ def record_watermark(document: BatchRecordDocument) -> str:
     from qc.models import Certification
 
     if Certification.objects.filter(batch_id=document.batch_id).exists():
-        return "CONTROLLED COPY"
-    return "DRAFT · NOT CERTIFIED"
+        return gettext("CONTROLLED COPY")
+    return gettext("DRAFT · NOT CERTIFIED")
 
 
 def _fetcher() -> URLFetcher:
@@ -522,7 +595,7 @@ def batch_record_generate_now(document_id: int) -> BatchRecordDocument:
                 "size_bytes": len(signed), "page_count": pages, "data_sha256": content.data_sha256,
                 "signer_fingerprint_sha256": verdict.signer_fingerprint_sha256,
                 "timestamped": verdict.timestamp_valid, "audit_chain_seq": head_seq, "audit_chain_hash": head_hash,
-                "template_version": TEMPLATE_VERSION,
+                "template_version": TEMPLATE_VERSION, "language": document.language,
             },
         )
     return document

@@ -12,20 +12,21 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 
 class Meaning(models.TextChoices):
-    PERFORMED = "performed", "Performed"
-    VERIFIED = "verified", "Verified"
-    REVIEWED = "reviewed", "Reviewed"
-    APPROVED = "approved", "Approved"
-    RELEASED_PROVISIONAL = "released_provisional", "Released (provisional)"
-    RELEASED = "released", "Released"
+    PERFORMED = "performed", gettext_noop("Performed")
+    VERIFIED = "verified", gettext_noop("Verified")
+    REVIEWED = "reviewed", gettext_noop("Reviewed")
+    APPROVED = "approved", gettext_noop("Approved")
+    RELEASED_PROVISIONAL = "released_provisional", gettext_noop("Released (provisional)")
+    RELEASED = "released", gettext_noop("Released")
     # An out-of-specification product released at the treating physician's documented request.
-    RELEASED_EXCEPTIONAL = "released_exceptional", "Released exceptionally (out of specification)"
-    REJECTED = "rejected", "Rejected"
-    CLOSED = "closed", "Closed"
-    EXPORTED = "exported", "Exported"
+    RELEASED_EXCEPTIONAL = "released_exceptional", gettext_noop("Released exceptionally (out of specification)")
+    REJECTED = "rejected", gettext_noop("Rejected")
+    CLOSED = "closed", gettext_noop("Closed")
+    EXPORTED = "exported", gettext_noop("Exported")
 
 
 class Signature(models.Model):

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_noop
 
 
 class CertificationKind(models.TextChoices):
-    PROVISIONAL = "provisional", "Provisional (conditional)"
-    FINAL = "final", "Final"
-    SINGLE = "single", "Single-stage"
+    PROVISIONAL = "provisional", gettext_noop("Provisional (conditional)")
+    FINAL = "final", gettext_noop("Final")
+    SINGLE = "single", gettext_noop("Single-stage")
 
 
 class CertificationDecision(models.TextChoices):
-    RELEASED = "released", "Released"
-    RELEASED_EXCEPTIONAL = "released_exceptional", "Released exceptionally (documented justification)"
-    REJECTED = "rejected", "Rejected"
+    RELEASED = "released", gettext_noop("Released")
+    RELEASED_EXCEPTIONAL = "released_exceptional", gettext_noop("Released exceptionally (documented justification)")
+    REJECTED = "rejected", gettext_noop("Rejected")
 
 
 class Certification(models.Model):
