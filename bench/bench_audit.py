@@ -3,8 +3,9 @@
 1. ``audit_record`` (locks the chain head, hashes the canonical event, inserts it, moves
    the head) inside a transaction, against a bare ORM insert of the same row into the
    same table in its own transaction: the price of the hash chain per GMP write.
-2. ``verify_chain`` over N events (on PostgreSQL one scan in the database: lag() links,
-   sha256() over the stored canonical text, JSONB check of the columns; elsewhere
+2. ``verify_chain`` over N events (on PostgreSQL, with the column guard of audit
+   migration 0004 checked, one parallel scan in the database: links by a join on
+   seq - 1 and sha256() over the stored canonical text; elsewhere
    keyset reads, canonical JSON and SHA-256 per event in Python),
    against hashing the very same canonical bytes with hashlib alone: how far the
    verification is from its floor.

@@ -87,6 +87,11 @@ def _tamper(event_pk: int, sql: str, params: list) -> None:
     """Edit an event behind the application's back, as a database superuser could."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # An edit of an event is refused by the column guard (a CHECK constraint,
+            # migration 0004) unless it keeps text and columns in step: drop it first.
+            if sql.startswith("UPDATE audit_auditevent"):
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending FK checks before ALTER TABLE
+                cursor.execute("ALTER TABLE audit_auditevent DROP CONSTRAINT IF EXISTS audit_columns_match_canonical")
             # Superuser-only: replica mode skips ordinary triggers for this session.
             cursor.execute("SET session_replication_role = replica")
             cursor.execute(sql, params)

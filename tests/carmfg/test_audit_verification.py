@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib
 
-from django.db import connection
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from carmfg.audit.models import Action, AuditEvent
-from carmfg.audit.services import audit_record, event_hash
-from carmfg.audit.verification import verify_chain
+from carmfg.audit.services import audit_record, event_hash, event_seal
+from carmfg.audit.verification import PG_GUARD, PG_GUARD_CHECK, verify_chain
 from carmfg.canonical import canonical_json
 from tests.carmfg.test_audit import _tamper
 
@@ -76,6 +79,8 @@ def test_each_column_edit_is_caught(site, technician):
 def test_events_written_before_the_text_was_stored_are_checked_from_their_columns(site, technician):
     events = _chain(site, technician)
     _tamper(events[0].pk, "UPDATE audit_auditevent SET canonical = NULL WHERE chain = %s", [site.pk])
+    if connection.vendor == "postgresql":  # as after migration 0004: the guard lets events without text pass
+        _guard_sql(f"ALTER TABLE audit_auditevent ADD CONSTRAINT {{guard}} CHECK ({PG_GUARD_CHECK})")
     assert verify_chain(site.pk).ok
     _tamper(events[3].pk, "UPDATE audit_auditevent SET reason = %s WHERE id = %s", ["forged", events[3].pk])
     report = verify_chain(site.pk)
@@ -90,3 +95,101 @@ def test_a_gap_is_reported_before_a_later_alteration(site, technician):
     report = verify_chain(site.pk)
     assert report.first_broken_seq == events[2].seq
     assert "gap" in report.problems[0]
+
+
+# The column guard (PostgreSQL): a CHECK constraint keeps the columns equal to the sealed
+# text, so the routine check hashes stored text and compares columns only when the guard
+# cannot be trusted.
+
+def _guard_sql(sql: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending FK checks before ALTER TABLE
+        cursor.execute(sql.format(guard=PG_GUARD))
+
+
+def _past_the_trigger(sql: str, params: list) -> None:
+    """An edit by a superuser who skips the append-only trigger but leaves the guard."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(sql, params)
+
+
+def test_the_migration_installs_the_guard_the_verifier_expects():
+    migration = importlib.import_module("carmfg.audit.migrations.0004_columns_match_canonical")
+    assert migration.CHECK == PG_GUARD_CHECK
+    assert migration.NAME == PG_GUARD
+
+
+@pytest.mark.integration  # the unit layer runs on SQLite
+@pytest.mark.postgres
+def test_the_database_refuses_an_event_whose_columns_differ_from_its_text(site, technician):
+    event = _chain(site, technician, n=1)[0]
+    with pytest.raises(IntegrityError, match=PG_GUARD):
+        _past_the_trigger("UPDATE audit_auditevent SET reason = 'forged' WHERE id = %s", [event.pk])
+
+
+@pytest.mark.integration  # the unit layer runs on SQLite
+@pytest.mark.postgres
+def test_with_the_guard_intact_the_routine_check_compares_no_columns(site, technician):
+    _chain(site, technician)
+    with CaptureQueriesContext(connection) as routine:
+        assert verify_chain(site.pk).ok
+    with CaptureQueriesContext(connection) as deep:
+        assert verify_chain(site.pk, deep=True).ok
+    assert not any("jsonb_build_object" in q["sql"] and "SELECT e.seq" in q["sql"] for q in routine.captured_queries)
+    assert any("jsonb_build_object" in q["sql"] and "SELECT e.seq" in q["sql"] for q in deep.captured_queries)
+
+
+@pytest.mark.integration  # the unit layer runs on SQLite
+@pytest.mark.postgres
+def test_an_event_rewritten_whole_breaks_the_next_link(site, technician):
+    """Text, hash and columns changed together satisfy the guard; the next event still
+    points at the old hash."""
+    events = _chain(site, technician)
+    target = AuditEvent.objects.get(pk=events[2].pk)
+    target.reason = "forged"
+    event_seal(target)
+    _past_the_trigger("UPDATE audit_auditevent SET reason = %s, canonical = %s, hash = %s WHERE id = %s",
+                      [target.reason, target.canonical, target.hash, target.pk])
+    report = verify_chain(site.pk)
+    assert report.first_broken_seq == events[3].seq
+    assert "link broken" in report.problems[0]
+
+
+@pytest.mark.integration  # the unit layer runs on SQLite
+@pytest.mark.postgres
+@pytest.mark.parametrize(("attack", "words"), [
+    ("ALTER TABLE audit_auditevent DROP CONSTRAINT {guard}", "was removed"),
+    ("ALTER TABLE audit_auditevent DROP CONSTRAINT {guard};"
+     "ALTER TABLE audit_auditevent ADD CONSTRAINT {guard} CHECK (canonical IS NULL OR reason IS NOT NULL)",
+     "was changed"),
+    ("ALTER TABLE audit_auditevent DROP CONSTRAINT {guard};"
+     f"ALTER TABLE audit_auditevent ADD CONSTRAINT {{guard}} CHECK ({PG_GUARD_CHECK}) NOT VALID",
+     "not validated"),
+], ids=["dropped", "weakened", "re-added-not-valid"])
+def test_a_column_edited_behind_a_tampered_guard_is_found(site, technician, attack, words):
+    events = _chain(site, technician)
+    for statement in attack.split(";"):
+        if "ADD CONSTRAINT" not in statement:
+            _guard_sql(statement)
+    _past_the_trigger("UPDATE audit_auditevent SET reason = 'forged' WHERE id = %s", [events[1].pk])
+    for statement in attack.split(";"):
+        if "ADD CONSTRAINT" in statement:
+            _guard_sql(statement)
+
+    report = verify_chain(site.pk)
+
+    assert report.first_broken_seq == events[1].seq
+    assert "altered" in report.problems[0]
+    assert words in report.problems[-1]
+
+
+@pytest.mark.integration  # the unit layer runs on SQLite
+@pytest.mark.postgres
+def test_a_tampered_guard_alone_breaks_the_chain(site, technician):
+    _chain(site, technician)
+    _guard_sql("ALTER TABLE audit_auditevent DROP CONSTRAINT {guard}")
+    report = verify_chain(site.pk)
+    assert not report.ok
+    assert report.first_broken_seq is None
+    assert "was removed" in report.problems[0]
