@@ -14,6 +14,7 @@ from django.db import DatabaseError, connection, transaction
 
 from carmfg.audit.models import Action, AuditEvent
 from carmfg.audit.services import audit_record
+from carmfg.audit.verification import PG_GUARD, PG_GUARD_CHECK
 
 # postgres: checked before any fixture, so SQLite never reaches a transactional flush
 # (which the audit table's triggers refuse).
@@ -107,3 +108,22 @@ def test_grant_is_refused_for_a_role_that_could_not_be_restricted(transactional_
         call_command("db_grant_app_role", owner)  # here the superuser that owns the tables
     with pytest.raises(CommandError, match="No PostgreSQL role"):
         call_command("db_grant_app_role", f"nobody_{os.getpid()}")
+
+
+def test_app_role_cannot_drop_the_column_guard_but_can_check_it(app_role, as_app_role):
+    """The verifier (run by the app's worker) compares the guard with the same constraint
+    on a temporary copy of the table; only the owner could drop or replace it."""
+    call_command("db_grant_app_role", app_role)
+
+    assert "must be owner" in _refused(as_app_role, f"ALTER TABLE audit_auditevent DROP CONSTRAINT {PG_GUARD}")
+    with as_app_role.transaction():
+        as_app_role.execute("CREATE TEMPORARY TABLE carmfg_guard_probe (LIKE audit_auditevent) ON COMMIT DROP")
+        as_app_role.execute(f"ALTER TABLE carmfg_guard_probe ADD CONSTRAINT {PG_GUARD} CHECK ({PG_GUARD_CHECK})")
+        expected = as_app_role.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'carmfg_guard_probe'::regclass"
+        ).fetchone()[0]
+    live = as_app_role.execute(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'audit_auditevent'::regclass AND conname = %s", [PG_GUARD],
+    ).fetchone()[0]
+    assert live == expected
