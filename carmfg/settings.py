@@ -306,10 +306,14 @@ LOGGING: dict[str, Any] = {
 }
 
 # --- E-mail (late-result notifications to physicians and QPs) ------------------------
-# Outside production, mails are printed by the worker instead of sent.
+# Outside production, mails are not sent: the demo writes them as files under var/mail/
+# (one per message, readable with any text viewer), other environments print them.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (
-    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend"
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION
+    else "django.core.mail.backends.filebased.EmailBackend" if CARMFG_ENV == "demo"
+    else "django.core.mail.backends.console.EmailBackend"
 )
+EMAIL_FILE_PATH = Path(env_str("EMAIL_FILE_PATH") or VAR_DIR / "mail")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)

@@ -32,7 +32,8 @@ cat <<BANNER
 ==============================================================================
 $logins
 
- Celery tasks run in-process; data is in var/carmfg.sqlite3. Ctrl-C stops.
+ Celery tasks run in-process; data is in var/carmfg.sqlite3; e-mails the
+ demo would send (late QC results) are written to var/mail/. Ctrl-C stops.
 ==============================================================================
 
 BANNER

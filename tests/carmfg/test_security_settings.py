@@ -218,3 +218,21 @@ def test_a_weak_new_password_is_refused_with_the_reasons(client_for, technician)
     text = response.content.decode()
     assert "too short" in text
     assert "too common" in text
+
+
+@pytest.mark.parametrize(("env", "backend"), [
+    ("demo", "django.core.mail.backends.filebased.EmailBackend"),
+    ("production", "django.core.mail.backends.smtp.EmailBackend"),
+])
+def test_the_demo_writes_mail_to_files_and_production_sends_it(env, backend, tmp_path):
+    """`make run` prints the demo logins from seed_demo's output: mail printed to the
+    console would land in that banner."""
+    environment = {**production_env(), "CARMFG_ENV": env, "CARMFG_VAR_DIR": str(tmp_path)}
+    if env == "demo":
+        for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
+            environment.pop(name)
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.EMAIL_BACKEND, s.EMAIL_FILE_PATH)"
+    result = subprocess.run([sys.executable, "-c", code], env={**environment, "DJANGO_SETTINGS_MODULE": "carmfg.settings"},
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [backend, str(tmp_path / "mail")]
