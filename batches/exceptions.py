@@ -1,48 +1,148 @@
-"""Errors of manufacturing and chain of identity that a user can cause."""
+"""Errors of manufacturing and chain of identity that a user can cause.
+
+Messages follow ``carmfg.exceptions``: an English template marked with
+``gettext_noop`` plus ``params``. A value may itself be a :class:`Phrase` (a
+sentence with values of its own, e.g. why a scan was refused): ``.message`` keeps it
+in English, ``.text`` translates it with the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.utils.translation import gettext, gettext_noop
 
 from carmfg.exceptions import GMPError, InvalidTransition, StaleRecord  # noqa: F401  (re-exported)
 
 
-class IdentityMismatch(GMPError):
+class Phrase:
+    """An English template (marked with ``gettext_noop``) and its values, translated when shown.
+
+    ``str(phrase)`` and ``.message`` are the English text (audit events, logs);
+    ``.text`` is the text in the active language.
+    """
+
+    __slots__ = ("params", "template")
+
+    def __init__(self, template: str, params: Mapping[str, Any] | None = None) -> None:
+        self.template = template
+        self.params = dict(params or {})
+
+    @classmethod
+    def of(cls, error: GMPError) -> Phrase:
+        """The message of a domain error, kept translatable."""
+        return cls(error.template, error.params)
+
+    @classmethod
+    def join(cls, separator: str, items: Sequence[Phrase | str]) -> Phrase:
+        """Items (phrases or plain values) one after the other, each translated when shown."""
+        names = [f"item{index}" for index in range(len(items))]
+        return cls(separator.join(f"%({name})s" for name in names), dict(zip(names, items, strict=True)))
+
+    @property
+    def message(self) -> str:
+        return _render(self.template, self.params)
+
+    @property
+    def text(self) -> str:
+        return translate(self.template, self.params, english=self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"Phrase({self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Phrase):
+            return (self.template, self.params) == (other.template, other.params)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.template)
+
+
+def _render(template: str, params: Mapping[str, Any]) -> str:
+    return template % params if params else template
+
+
+def translate(template: str, params: Mapping[str, Any], *, english: str) -> str:
+    """``template`` with ``params`` in the active language; nested phrases are translated too."""
+    if not template:
+        return english  # gettext("") would be the catalogue's header
+    values = {name: value.text if isinstance(value, Phrase) else value for name, value in params.items()}
+    try:
+        return _render(gettext(template), values)
+    except (KeyError, ValueError, TypeError):  # a broken translation never hides the error
+        return english
+
+
+def more_phrase(count: int) -> Phrase:
+    """`` (and 3 more)`` after the first few problems listed; empty when none are left out."""
+    if count <= 0:
+        return Phrase("")
+    return Phrase(gettext_noop(" (and %(count)s more)"), {"count": count})
+
+
+class BatchError(GMPError):
+    """A domain error whose values may be phrases, translated with the message."""
+
+    @property
+    def text(self) -> str:
+        return translate(self.template, self.params, english=self.message)
+
+
+class IdentityMismatch(BatchError):
     """A scanned label is not the one the step expects. Blocks the step, always."""
 
     status_code = 409
 
-    def __init__(self, *, expected: str, scanned: str, message: str | None = None, cause: str = "") -> None:
+    def __init__(self, *, expected: str, scanned: str, message: str | None = None,
+                 params: Mapping[str, Any] | None = None, cause: str | Phrase = "") -> None:
         self.expected = expected
         self.scanned = scanned
-        # Why it does not match, in one sentence (shown above expected vs scanned).
-        self.cause = cause
-        super().__init__(message or f"Wrong container: expected {expected}, scanned {scanned}. The step is blocked.")
+        # Why it does not match, in one sentence (shown above expected vs scanned):
+        # ``cause`` in English, ``cause_text`` in the active language.
+        self.cause_phrase = cause if isinstance(cause, Phrase) else Phrase(cause)
+        self.cause = self.cause_phrase.message
+        if message is None:
+            message = gettext_noop("Wrong container: expected %(expected)s, scanned %(scanned)s. The step is blocked.")
+            params = {"expected": expected, "scanned": scanned}
+        super().__init__(message, params=params)
+
+    @property
+    def cause_text(self) -> str:
+        return self.cause_phrase.text
 
 
-class LimitExceeded(GMPError):
+class LimitExceeded(BatchError):
     status_code = 409
-    default_message = "The value is outside its limits."
+    default_message = gettext_noop("The value is outside its limits.")
 
 
-class ConfirmationRequired(GMPError):
+class ConfirmationRequired(BatchError):
     """Outside alert limits: the user must confirm and comment."""
 
     status_code = 409
-    default_message = "The value is outside the alert limits: confirm it and give a comment."
+    default_message = gettext_noop("The value is outside the alert limits: confirm it and give a comment.")
 
 
-class MaterialNotUsable(GMPError):
+class MaterialNotUsable(BatchError):
     status_code = 409
-    default_message = "This material lot may not be used."
+    default_message = gettext_noop("This material lot may not be used.")
 
 
-class EquipmentNotUsable(GMPError):
+class EquipmentNotUsable(BatchError):
     status_code = 409
-    default_message = "This equipment may not be used."
+    default_message = gettext_noop("This equipment may not be used.")
 
 
-class OutOfOrder(GMPError):
+class OutOfOrder(BatchError):
     status_code = 409
-    default_message = "Earlier steps must be done first."
+    default_message = gettext_noop("Earlier steps must be done first.")
 
 
-class NotReady(GMPError):
+class NotReady(BatchError):
     status_code = 409
-    default_message = "The record is not ready for this action."
+    default_message = gettext_noop("The record is not ready for this action.")

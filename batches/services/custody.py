@@ -20,8 +20,9 @@ from typing import NoReturn
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
-from batches.exceptions import IdentityMismatch
+from batches.exceptions import IdentityMismatch, Phrase
 from batches.models import ContainerType, CustodyEvent, CustodyStep, Donation, Label, LabelStatus
 from batches.scans import ScanError, parse_label_scan, shown
 from carmfg.accounts.permissions import SitePerm, has_site_perm
@@ -74,9 +75,11 @@ class Refusal(Exception):
     """Raised inside a business transaction to roll it back; :func:`refuse` then audits
     the attempt in a transaction of its own and raises the user-facing error."""
 
-    def __init__(self, *, cause: str, expected: str, scanned: str, other_donation: Donation | None = None,
-                 error: type[GMPError] | None = None, message: str = "", scanned_din: str = "") -> None:
-        self.cause = cause
+    def __init__(self, *, cause: Phrase, expected: str, scanned: str, other_donation: Donation | None = None,
+                 error: type[GMPError] | None = None, message: Phrase | None = None, scanned_din: str = "") -> None:
+        # Why it was refused: ``cause`` in English (the audit event), ``cause_phrase`` translatable.
+        self.cause_phrase = cause
+        self.cause = cause.message
         self.expected = expected
         self.scanned = scanned
         self.other_donation = other_donation
@@ -84,7 +87,7 @@ class Refusal(Exception):
         self.scanned_din = other_donation.din if other_donation is not None else scanned_din
         self.error = error
         self.message = message
-        super().__init__(cause)
+        super().__init__(self.cause)
 
 
 def _expected_what(containers: Iterable[str], label: Label | None = None, fraction_number: int | None = None) -> str:
@@ -122,18 +125,21 @@ def identify_label(*, donation: Donation, scanned_code: str, containers: Iterabl
     try:
         scan = parse_label_scan(scanned_code)
     except ScanError as exc:
-        raise Refusal(cause=f"Unreadable scan: {exc.message}", expected=expected, scanned=shown(scanned_code)) from None
+        raise Refusal(cause=Phrase(gettext_noop("Unreadable scan: %(problem)s"), {"problem": Phrase.of(exc)}),
+                      expected=expected, scanned=shown(scanned_code)) from None
     if scan.din.din13 != donation.din:
         other = Donation.objects.filter(site_id=donation.site_id, din=scan.din.din13).select_related("order__patient").first()
-        cause = "This label belongs to another donation" + (
-            f" (patient {other.order.patient.pseudonym})." if other is not None else ", unknown at this site."
+        cause = (
+            Phrase(gettext_noop("This label belongs to another donation (patient %(patient)s)."),
+                   {"patient": other.order.patient.pseudonym})
+            if other is not None else Phrase(gettext_noop("This label belongs to another donation, unknown at this site."))
         )
         raise Refusal(cause=cause, expected=expected, scanned=_scanned_text(scan.din, None, scan.container_code, scanned_code),
                       other_donation=other, scanned_din=scan.din.din13)
     if scan.container_code is None:
         raise Refusal(
-            cause="Only the DIN was scanned: it does not say which container this is. "
-                  "Scan the square DataMatrix code of the label.",
+            cause=Phrase(gettext_noop("Only the DIN was scanned: it does not say which container this is. "
+                                      "Scan the square DataMatrix code of the label.")),
             expected=expected, scanned=_scanned_text(scan.din, None, None, scanned_code),
             scanned_din=scan.din.din13,
         )
@@ -144,24 +150,30 @@ def identify_label(*, donation: Donation, scanned_code: str, containers: Iterabl
     )
     scanned = _scanned_text(scan.din, found, scan.container_code, scanned_code)
     if found is None:
-        raise Refusal(cause=f"No label {scan.container_code} was ever printed for this donation.",
+        raise Refusal(cause=Phrase(gettext_noop("No label %(code)s was ever printed for this donation."),
+                                   {"code": scan.container_code}),
                       expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if found.status == LabelStatus.DESTROYED:
-        raise Refusal(cause=f"Label {found.container_code} was destroyed: it must not be on any container.",
+        raise Refusal(cause=Phrase(gettext_noop("Label %(code)s was destroyed: it must not be on any container."),
+                                   {"code": found.container_code}),
                       expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if found.status != LabelStatus.APPLIED:
-        raise Refusal(cause=f"Label {found.container_code} was printed but never recorded as applied to its container.",
+        raise Refusal(cause=Phrase(gettext_noop("Label %(code)s was printed but never recorded as applied to its "
+                                                "container."), {"code": found.container_code}),
                       expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if found.container_type not in containers:
-        raise Refusal(cause=f"Wrong container: this step takes the {_expected_what(containers, label, fraction_number)}, "
-                            f"not the {found.get_container_type_display().lower()}.",
+        raise Refusal(cause=Phrase(gettext_noop("Wrong container: this step takes the %(expected)s, not the %(found)s."),
+                                   {"expected": _expected_what(containers, label, fraction_number),
+                                    "found": found.get_container_type_display().lower()}),
                       expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if label is not None and found.pk != label.pk:
-        raise Refusal(cause=f"Wrong container: {label.container_code} was expected, {found.container_code} was scanned.",
+        raise Refusal(cause=Phrase(gettext_noop("Wrong container: %(expected)s was expected, %(found)s was scanned."),
+                                   {"expected": label.container_code, "found": found.container_code}),
                       expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if fraction_number is not None and found.fraction_number is not None and found.fraction_number != fraction_number:
-        raise Refusal(cause=f"Wrong bag: {found.container_code} holds fraction {found.fraction_number}, "
-                            f"not fraction {fraction_number}.",
+        raise Refusal(cause=Phrase(gettext_noop("Wrong bag: %(code)s holds fraction %(found)s, not fraction %(expected)s."),
+                                   {"code": found.container_code, "found": found.fraction_number,
+                                    "expected": fraction_number}),
                       expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     return found
 
@@ -197,12 +209,17 @@ def refuse(*, actor, donation: Donation, refusal: Refusal, context: str, step: s
                          changes={**changes, "cause": f"Scanned by mistake for donation {donation.din_display}.",
                                   SEEN_AT_OTHER_HANDOVER: {"din": donation.din, "patient": _pseudonym(donation)}})
     if refusal.error is not None:
-        raise refusal.error(refusal.message or refusal.cause)
+        told = refusal.message or refusal.cause_phrase
+        raise refusal.error(told.template, params=told.params)
     raise IdentityMismatch(
-        expected=refusal.expected, scanned=refusal.scanned, cause=refusal.cause,
-        message=f"{refusal.cause} Expected {refusal.expected}; scanned {refusal.scanned}. "
-                "The step is blocked: nothing was recorded.",
+        expected=refusal.expected, scanned=refusal.scanned, cause=refusal.cause_phrase,
+        message=BLOCKED_MESSAGE,
+        params={"cause": refusal.cause_phrase, "expected": refusal.expected, "scanned": refusal.scanned},
     )
+
+
+BLOCKED_MESSAGE = gettext_noop("%(cause)s Expected %(expected)s; scanned %(scanned)s. "
+                               "The step is blocked: nothing was recorded.")
 
 
 def can_scan(user, site) -> bool:
@@ -212,18 +229,18 @@ def can_scan(user, site) -> bool:
 def clean_temperature(value, *, required: bool, field: str = "temperature_c") -> Decimal | None:
     if value is None or value == "":
         if required:
-            raise InvalidInput("Temperature: this step records the temperature (°C).", field=field)
+            raise InvalidInput(gettext_noop("Temperature: this step records the temperature (°C)."), field=field)
         return None
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-        raise InvalidInput("Temperature: expected a number of °C.", field=field)
+        raise InvalidInput(gettext_noop("Temperature: expected a number of °C."), field=field)
     try:
         number = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidInput("Temperature: expected a number of °C.", field=field) from None
+        raise InvalidInput(gettext_noop("Temperature: expected a number of °C."), field=field) from None
     if not number.is_finite() or not TEMPERATURE_MIN_C <= number <= TEMPERATURE_MAX_C:
         raise InvalidInput(
-            f"Temperature: {value} °C is not plausible (allowed {TEMPERATURE_MIN_C} to {TEMPERATURE_MAX_C} °C).",
-            field=field,
+            gettext_noop("Temperature: %(value)s °C is not plausible (allowed %(low)s to %(high)s °C)."),
+            params={"value": value, "low": TEMPERATURE_MIN_C, "high": TEMPERATURE_MAX_C}, field=field,
         )
     return number.quantize(Decimal("0.1"))
 
@@ -235,17 +252,19 @@ def custody_scan(
     """Record one handoff if the scanned label is the one the step expects; otherwise
     block it (see the module docstring). Call outside any transaction."""
     if step not in STEP_RULES:
-        raise InvalidInput(f"Unknown custody step {step!r}.", field="step")
+        raise InvalidInput(gettext_noop("Unknown custody step %(step)s."), params={"step": repr(step)}, field="step")
     rule = STEP_RULES[CustodyStep(step)]
     if not can_scan(actor, donation.site):
-        raise PermissionRefused(f"Your roles at {donation.site} do not allow you to record custody scans.")
+        raise PermissionRefused(gettext_noop("Your roles at %(site)s do not allow you to record custody scans."),
+                                params={"site": str(donation.site)})
     containers = rule.containers
     if expected_container_type is not None:
         if expected_container_type not in ContainerType.values:
-            raise InvalidInput(f"Unknown container type {expected_container_type!r}.")
+            raise InvalidInput(gettext_noop("Unknown container type %(type)s."),
+                               params={"type": repr(expected_container_type)})
         containers = frozenset({expected_container_type})
     if label is not None and label.donation_id != donation.pk:
-        raise InvalidInput("The expected label belongs to another donation.")
+        raise InvalidInput(gettext_noop("The expected label belongs to another donation."))
     try:
         with transaction.atomic():
             Donation.objects.select_for_update().filter(pk=donation.pk).first()

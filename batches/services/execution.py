@@ -25,6 +25,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from batches.calculations import REGISTRY, calculation_run
 from batches.exceptions import (
@@ -34,6 +35,8 @@ from batches.exceptions import (
     MaterialNotUsable,
     NotReady,
     OutOfOrder,
+    Phrase,
+    more_phrase,
 )
 from batches.models import (
     Batch,
@@ -97,29 +100,40 @@ def _range(lo, hi, unit: str) -> str:
     return ""
 
 
-def limits_text(definition: StepDefinition) -> str:
-    parts = []
+def limits_phrase(definition: StepDefinition) -> Phrase:
+    """The step's alert and action limits, e.g. "alert 6.8–7.6; action 6.5–8.0"."""
     alert = _range(definition.alert_min, definition.alert_max, definition.unit)
     action = _range(definition.action_min, definition.action_max, definition.unit)
+    if alert and action:
+        return Phrase(gettext_noop("alert %(alert)s; action %(action)s"), {"alert": alert, "action": action})
     if alert:
-        parts.append(f"alert {alert}")
+        return Phrase(gettext_noop("alert %(alert)s"), {"alert": alert})
     if action:
-        parts.append(f"action {action}")
-    return "; ".join(parts)
+        return Phrase(gettext_noop("action %(action)s"), {"action": action})
+    return Phrase("")
+
+
+def limits_text(definition: StepDefinition) -> str:
+    return limits_phrase(definition).message
 
 
 def _confirmation_needed(definition: StepDefinition, value: Decimal, result: str) -> ConfirmationRequired:
     shown = f"{format_value(value)} {definition.unit}".strip()
-    if result == LimitResult.ACTION:
-        consequence = "If you confirm it, it is recorded as out of limits and a deviation is raised"
-        if definition.critical:
-            consequence += "; this step is critical, so the batch goes on hold"
-        message = f"{shown} is outside the action limits ({limits_text(definition)}). {consequence}. " \
-                  "Check the value; to record it, tick the confirmation and explain in the comment."
+    if result == LimitResult.ACTION and definition.critical:
+        message = gettext_noop(
+            "%(value)s is outside the action limits (%(limits)s). If you confirm it, it is recorded as out of "
+            "limits and a deviation is raised; this step is critical, so the batch goes on hold. "
+            "Check the value; to record it, tick the confirmation and explain in the comment.")
+    elif result == LimitResult.ACTION:
+        message = gettext_noop(
+            "%(value)s is outside the action limits (%(limits)s). If you confirm it, it is recorded as out of "
+            "limits and a deviation is raised. "
+            "Check the value; to record it, tick the confirmation and explain in the comment.")
     else:
-        message = f"{shown} is outside the alert limits ({limits_text(definition)}). " \
-                  "Check the value; to record it, tick the confirmation and explain in the comment."
-    exc = ConfirmationRequired(message, field="value")
+        message = gettext_noop(
+            "%(value)s is outside the alert limits (%(limits)s). "
+            "Check the value; to record it, tick the confirmation and explain in the comment.")
+    exc = ConfirmationRequired(message, params={"value": shown, "limits": limits_phrase(definition)}, field="value")
     exc.limit_result = result  # type: ignore[attr-defined]
     return exc
 
@@ -129,8 +143,12 @@ def _confirmation_needed(definition: StepDefinition, value: Decimal, result: str
 
 def _parse_value(definition: StepDefinition, value, unit: str | None) -> Decimal:
     if unit is not None and unit != definition.unit:
-        raise InvalidInput(f"This step records {definition.unit or 'no unit'}, not {unit!r}: the form is out of date. "
-                           "Reload the page.", field="unit")
+        if definition.unit:
+            raise InvalidInput(gettext_noop("This step records %(unit)s, not %(given)s: the form is out of date. "
+                                            "Reload the page."),
+                               params={"unit": definition.unit, "given": repr(unit)}, field="unit")
+        raise InvalidInput(gettext_noop("This step records no unit, not %(given)s: the form is out of date. "
+                                        "Reload the page."), params={"given": repr(unit)}, field="unit")
     parsed = parse_decimal(value, field=definition.title)
     return check_decimal_places(parsed, definition.decimal_places, field=definition.title)
 
@@ -145,9 +163,11 @@ class _LabelRefused(IdentityMismatch):
 
     def __init__(self, refusal: Refusal) -> None:
         self.refusal = refusal
-        super().__init__(expected=refusal.expected, scanned=refusal.scanned, cause=refusal.cause,
-                         message=f"{refusal.cause} Expected {refusal.expected}; scanned {refusal.scanned}. "
-                                 "The step is blocked.")
+        super().__init__(expected=refusal.expected, scanned=refusal.scanned, cause=refusal.cause_phrase,
+                         message=gettext_noop("%(cause)s Expected %(expected)s; scanned %(scanned)s. "
+                                              "The step is blocked."),
+                         params={"cause": refusal.cause_phrase, "expected": refusal.expected,
+                                 "scanned": refusal.scanned})
 
 
 def _check_label(batch: Batch, definition: StepDefinition, scanned: str) -> str:
@@ -162,11 +182,13 @@ def _check_label(batch: Batch, definition: StepDefinition, scanned: str) -> str:
 
 def _calculate(plan: Plan, definition: StepDefinition) -> tuple[Decimal, dict, dict]:
     if definition.calculation not in REGISTRY:
-        raise NotReady(f"{definition.title}: the recipe names an unknown calculation.")
+        raise NotReady(gettext_noop("%(step)s: the recipe names an unknown calculation."),
+                       params={"step": definition.title})
     resolved = plan.resolve_inputs(definition)
     missing = [item["label"] for item in resolved.values() if item["missing"]]
     if missing:
-        raise NotReady(f"{definition.title} cannot be calculated yet: {', '.join(missing)} not recorded.")
+        raise NotReady(gettext_noop("%(step)s cannot be calculated yet: %(missing)s not recorded."),
+                       params={"step": definition.title, "missing": ", ".join(missing)})
     result = calculation_run(definition.calculation, {name: item["value"] for name, item in resolved.items()})
     value = round_to(result.value, definition.decimal_places)
     outputs = {name: ([str(v) for v in out] if isinstance(out, list) else str(out))
@@ -192,15 +214,17 @@ def _lock_batch(batch: Batch, states=RECORDING_STATES) -> Batch:
     locked = Batch.objects.select_for_update().select_related("order__patient", "product", "donation", "site").get(pk=batch.pk)
     if locked.state not in states:
         if locked.state == BatchState.PLANNED:
-            raise NotReady(f"Batch {locked.number} has not started: start manufacturing first.")
-        raise NotReady(f"Batch {locked.number} is {locked.get_state_display().lower()}: steps cannot be recorded now.")
+            raise NotReady(gettext_noop("Batch %(batch)s has not started: start manufacturing first."),
+                           params={"batch": locked.number})
+        raise NotReady(gettext_noop("Batch %(batch)s is %(state)s: steps cannot be recorded now."),
+                       params={"batch": locked.number, "state": locked.get_state_display().lower()})
     return locked
 
 
 def _definition_of(batch: Batch, definition: StepDefinition) -> StepDefinition:
     found = StepDefinition.objects.select_related("stage").filter(pk=definition.pk, stage__mbr_id=batch.mbr_id).first()
     if found is None:
-        raise InvalidInput("This step is not part of the batch's master batch record.")
+        raise InvalidInput(gettext_noop("This step is not part of the batch's master batch record."))
     return found
 
 
@@ -224,7 +248,7 @@ def _fill(record: StepRecord, definition: StepDefinition, *, batch: Batch, plan:
         if record.quantity is not None:
             record.quantity = check_decimal_places(record.quantity, 3, field="Quantity")
             if record.quantity <= 0:
-                raise InvalidInput("Quantity: must be more than zero.", field="quantity")
+                raise InvalidInput(gettext_noop("Quantity: must be more than zero."), field="quantity")
     elif kind == StepKind.EQUIPMENT:
         code = _scan_text(equipment_code, "Equipment asset label")
         attempted["equipment"] = code
@@ -285,7 +309,7 @@ def step_record(
     definition = _definition_of(batch, definition)
     comment = clean_text(comment, field="Comment", max_length=COMMENT_MAX)
     if not isinstance(expected_occurrence, int) or isinstance(expected_occurrence, bool) or expected_occurrence < 1:
-        raise InvalidInput("The form is out of date (occurrence missing). Reload the page.")
+        raise InvalidInput(gettext_noop("The form is out of date (occurrence missing). Reload the page."))
     # Checks that need no password come first: a mistyped value does not cost a signature attempt.
     if definition.kind == StepKind.VALUE:
         parsed = _parse_value(definition, value, unit)
@@ -300,8 +324,9 @@ def step_record(
             plan = load_plan(locked, for_update=True)
             state = plan.by_pk[definition.pk]
             if state.count + 1 != expected_occurrence:
-                raise StaleRecord(f"“{definition.title}” was recorded by someone else since you opened it "
-                                  f"(#{state.count} is there now). Reload and check before recording.")
+                raise StaleRecord(gettext_noop("“%(step)s” was recorded by someone else since you opened it "
+                                               "(#%(count)s is there now). Reload and check before recording."),
+                                  params={"step": definition.title, "count": state.count})
             if not state.can_record:
                 raise (OutOfOrder(state.refusal) if state.count == 0 or definition.repeatable else NotReady(state.refusal))
             record = StepRecord(site=locked.site, batch=locked, definition=definition, occurrence=expected_occurrence,
@@ -319,8 +344,9 @@ def step_record(
                 with transaction.atomic():
                     record.save()
             except IntegrityError:
-                raise StaleRecord(f"“{definition.title}” #{expected_occurrence} was recorded by someone else a moment "
-                                  "ago. Reload and check before recording.") from None
+                raise StaleRecord(gettext_noop("“%(step)s” #%(occurrence)s was recorded by someone else a moment "
+                                               "ago. Reload and check before recording."),
+                                  params={"step": definition.title, "occurrence": expected_occurrence}) from None
             _as_stored(record)
             audit_record(actor=actor, action=Action.CREATE, obj=record, changes=record.signable_content())
             signature_apply(actor=actor, reauth=reauth, obj=record, meaning=Meaning.PERFORMED, comment=comment)
@@ -367,20 +393,24 @@ def step_verify(*, actor, record: StepRecord, password: str, expected_version: i
     """A second person verifies a step (never the one who performed it)."""
     require_site_perm(actor, record.site, SitePerm.VERIFY, action="verify steps")
     if not record.definition.requires_verification:
-        raise NotReady(f"“{record.definition.title}” needs no second-person verification.")
+        raise NotReady(gettext_noop("“%(step)s” needs no second-person verification."),
+                       params={"step": record.definition.title})
     comment = clean_text(comment, field="Comment", max_length=COMMENT_MAX)
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=record)
     with transaction.atomic():
         _lock_batch(record.batch, CORRECTING_STATES)
         locked = StepRecord.objects.select_for_update().get(pk=record.pk)
         if locked.version != expected_version:
-            raise StaleRecord("This step was corrected since you opened it. Reload and check the new value before verifying.")
+            raise StaleRecord(gettext_noop("This step was corrected since you opened it. Reload and check the new "
+                                           "value before verifying."))
         plan = load_plan(locked.batch)
         state = next(r for r in plan.by_pk[locked.definition_id].records if r.record.pk == locked.pk)
         if state.performed is None:
-            raise NotReady("The step has no valid performer signature yet: it must be signed before it is verified.")
+            raise NotReady(gettext_noop("The step has no valid performer signature yet: it must be signed before it "
+                                        "is verified."))
         if state.stale_inputs:
-            raise NotReady("An input of this calculation changed: it must be recalculated before it is verified.")
+            raise NotReady(gettext_noop("An input of this calculation changed: it must be recalculated before it is "
+                                        "verified."))
         signature_apply(actor=actor, reauth=reauth, obj=locked, meaning=Meaning.VERIFIED, comment=comment)
     return locked
 
@@ -397,7 +427,7 @@ def step_correct(
     require_site_perm(actor, record.site, SitePerm.EXECUTE, action="correct manufacturing steps")
     reason = clean_text(reason, field="Reason for the correction", max_length=REASON_MAX_LENGTH)
     if not reason:
-        raise ReasonRequired("A correction needs a reason (e.g. “typing error: 7.2 written as 72”).")
+        raise ReasonRequired(gettext_noop("A correction needs a reason (e.g. “typing error: 7.2 written as 72”)."))
     definition = record.definition
     if definition.kind == StepKind.VALUE:
         parsed = _parse_value(definition, value, unit)
@@ -411,8 +441,8 @@ def step_correct(
             batch = _lock_batch(record.batch, CORRECTING_STATES)
             locked = StepRecord.objects.select_for_update(of=("self",)).select_related("deviation").get(pk=record.pk)
             if locked.version != expected_version:
-                raise StaleRecord("This step was changed by someone else since you opened it. Reload and check it "
-                                  "before correcting.")
+                raise StaleRecord(gettext_noop("This step was changed by someone else since you opened it. Reload "
+                                               "and check it before correcting."))
             plan = load_plan(batch, for_update=True)
             before = locked.signable_content()
             if comment is not None:
@@ -427,7 +457,7 @@ def step_correct(
                 locked.status = StepStatus.OUT_OF_LIMIT if locked.limit_result == LimitResult.ACTION else StepStatus.DONE
             after = locked.signable_content()
             if after == before:
-                raise InvalidInput("Nothing changed: the corrected entry is the same as the recorded one.")
+                raise InvalidInput(gettext_noop("Nothing changed: the corrected entry is the same as the recorded one."))
             locked.version += 1
             locked.save()
             StepCorrection.objects.create(step_record=locked, old_content=_jsonable_content(before),
@@ -470,8 +500,8 @@ def batch_complete(*, actor, batch: Batch, expected_version: int) -> Batch:
             raise StaleRecord()
         problems = load_plan(locked).completion_problems()
         if problems:
-            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-            raise NotReady("The batch record is not complete: " + " ".join(problems[:5]) + more)
+            raise NotReady(gettext_noop("The batch record is not complete: %(problems)s%(more)s"),
+                           params={"problems": " ".join(problems[:5]), "more": more_phrase(len(problems) - 5)})
         return batch_transition(actor=actor, batch=locked, to_state=BatchState.AWAITING_RELEASE,
                                 expected_version=expected_version, reason="All steps recorded, signed and verified")
 
@@ -481,7 +511,7 @@ def batch_hold(*, actor, batch: Batch, reason: str, expected_version: int) -> Ba
     if not (has_site_perm(actor, batch.site, SitePerm.EXECUTE) or has_site_perm(actor, batch.site, SitePerm.CERTIFY)):
         require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="put batches on hold")
     if not clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH):
-        raise ReasonRequired("Say why the batch is put on hold.")
+        raise ReasonRequired(gettext_noop("Say why the batch is put on hold."))
     with transaction.atomic():
         return batch_transition(actor=actor, batch=batch, to_state=BatchState.ON_HOLD, reason=reason,
                                 expected_version=expected_version)
@@ -491,11 +521,11 @@ def batch_resume(*, actor, batch: Batch, reason: str, expected_version: int) -> 
     """A QP lets a batch on hold go on, with a reason (its deviations stay open until closed)."""
     require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="resume batches on hold")
     if not clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH):
-        raise ReasonRequired("Say why the batch may go on (e.g. the deviation's impact assessment).")
+        raise ReasonRequired(gettext_noop("Say why the batch may go on (e.g. the deviation's impact assessment)."))
     with transaction.atomic():
         locked = Batch.objects.select_for_update().get(pk=batch.pk)
         if locked.state != BatchState.ON_HOLD:
-            raise NotReady(f"Batch {locked.number} is not on hold.")
+            raise NotReady(gettext_noop("Batch %(batch)s is not on hold."), params={"batch": locked.number})
         to_state = locked.state_before_hold or BatchState.IN_PROCESS
         return batch_transition(actor=actor, batch=locked, to_state=to_state, reason=reason,
                                 expected_version=expected_version)

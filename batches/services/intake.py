@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from batches.exceptions import NotReady
 from batches.models import (
@@ -69,15 +70,16 @@ def intake_criteria_for(site, product) -> IntakeCriteria:
 
 def _number(value, *, field: str, label: str, low: Decimal, high: Decimal, places: int, low_open: bool = False) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-        raise InvalidInput(f"{label}: expected a number.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": label}, field=field)
     try:
         number = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidInput(f"{label}: expected a number.", field=field) from None
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": label}, field=field) from None
     too_low = number <= low if low_open else number < low
     if not number.is_finite() or too_low or number > high:
-        bound = "more than" if low_open else "at least"
-        raise InvalidInput(f"{label}: must be {bound} {low:,} and at most {high:,}.", field=field)
+        message = (gettext_noop("%(field)s: must be more than %(low)s and at most %(high)s.") if low_open
+                   else gettext_noop("%(field)s: must be at least %(low)s and at most %(high)s."))
+        raise InvalidInput(message, params={"field": label, "low": f"{low:,}", "high": f"{high:,}"}, field=field)
     return number.quantize(Decimal(1).scaleb(-places))
 
 
@@ -91,7 +93,7 @@ def intake_criteria_set(*, actor, product, reason: str, password: str, request: 
     voided. Intakes already recorded keep the values they were judged by."""
     require_site_perm(actor, product.site, SitePerm.ADMIN, action="set intake acceptance criteria")
     if set(values) != set(CRITERIA_FIELDS):
-        raise InvalidInput("The form is out of date (criteria missing). Reload the page.")
+        raise InvalidInput(gettext_noop("The form is out of date (criteria missing). Reload the page."))
     reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
     cleaned = {
         "min_cd3_cells": _number(values["min_cd3_cells"], field="min_cd3_cells", label="Minimum CD3+ cells",
@@ -106,7 +108,8 @@ def intake_criteria_set(*, actor, product, reason: str, password: str, request: 
             low_open=True),
     }
     if cleaned["min_temperature_c"] >= cleaned["max_temperature_c"]:
-        raise InvalidInput("Transport temperature: the lowest must be below the highest.", field="max_temperature_c")
+        raise InvalidInput(gettext_noop("Transport temperature: the lowest must be below the highest."),
+                           field="max_temperature_c")
     reauth = signature_reauthenticate(actor=actor, password=password, request=request)
     with transaction.atomic():
         criteria = IntakeCriteria.objects.select_for_update().filter(site=product.site, product=product).first()
@@ -116,7 +119,7 @@ def intake_criteria_set(*, actor, product, reason: str, password: str, request: 
         before = {name: getattr(criteria, name) for name in CRITERIA_FIELDS}
         changes = {name: {"old": before[name], "new": new} for name, new in cleaned.items() if Decimal(before[name]) != new}
         if not changes:
-            raise InvalidInput("Nothing was changed.")
+            raise InvalidInput(gettext_noop("Nothing was changed."))
         for name, new in cleaned.items():
             setattr(criteria, name, new)
         criteria.save()
@@ -129,9 +132,9 @@ def intake_criteria_set(*, actor, product, reason: str, password: str, request: 
 
 def _moment(value, *, field: str, label: str, now: dt.datetime) -> dt.datetime:
     if not isinstance(value, dt.datetime) or timezone.is_naive(value):
-        raise InvalidInput(f"{label}: expected a date and time.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a date and time."), params={"field": label}, field=field)
     if value > now + CLOCK_TOLERANCE:
-        raise InvalidInput(f"{label}: is in the future.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: is in the future."), params={"field": label}, field=field)
     return value
 
 
@@ -186,9 +189,10 @@ def _batch_create(*, actor, intake: ApheresisIntake, order: Order) -> Batch:
     mbr = mbr_effective_for(order.product)
     if mbr is None:
         raise NotReady(
-            f"No master batch record of {order.product} is effective at this site: the apheresis cannot be "
-            "accepted and no batch can be made. Nothing was recorded; ask the site administrator to make an "
-            "approved MBR effective."
+            gettext_noop("No master batch record of %(product)s is effective at this site: the apheresis cannot be "
+                         "accepted and no batch can be made. Nothing was recorded; ask the site administrator to make "
+                         "an approved MBR effective."),
+            params={"product": str(order.product)},
         )
     batch = Batch.objects.create(
         site=order.site, number=formatted_number(site=order.site, prefix="B"), order=order, donation=intake.donation,
@@ -218,10 +222,11 @@ def intake_record(
                 pk=donation.pk)
             order = Order.objects.select_for_update().select_related("product", "patient").get(pk=locked.order_id)
             if ApheresisIntake.objects.filter(donation=locked).exists():
-                raise InvalidTransition(f"The intake of {locked.din_display} is already recorded.")
+                raise InvalidTransition(gettext_noop("The intake of %(din)s is already recorded."),
+                                        params={"din": locked.din_display})
             if order.status != OrderStatus.COLLECTED:
-                raise InvalidTransition(f"Order {order.number} is {order.get_status_display().lower()}: "
-                                        "no intake can be recorded.")
+                raise InvalidTransition(gettext_noop("Order %(order)s is %(status)s: no intake can be recorded."),
+                                        params={"order": order.number, "status": order.get_status_display().lower()})
             # The identity check comes first: a wrong bag is refused whatever else is typed.
             label = identify_label(donation=locked, scanned_code=label_scanned_code,
                                    containers={ContainerType.APHERESIS_BAG})
@@ -229,12 +234,14 @@ def intake_record(
             ended = _moment(collection_ended_at, field="collection_ended_at", label="Collection end", now=now)
             received = _moment(received_at, field="received_at", label="Receipt", now=now)
             if ended <= started:
-                raise InvalidInput("Collection end: must be after the collection start.", field="collection_ended_at")
+                raise InvalidInput(gettext_noop("Collection end: must be after the collection start."),
+                                   field="collection_ended_at")
             if ended - started > dt.timedelta(hours=MAX_COLLECTION_HOURS):
-                raise InvalidInput(f"Collection end: an apheresis longer than {MAX_COLLECTION_HOURS} h is not plausible; "
-                                   "check the dates.", field="collection_ended_at")
+                raise InvalidInput(gettext_noop("Collection end: an apheresis longer than %(hours)s h is not "
+                                                "plausible; check the dates."),
+                                   params={"hours": MAX_COLLECTION_HOURS}, field="collection_ended_at")
             if received < ended:
-                raise InvalidInput("Receipt: must be after the end of collection.", field="received_at")
+                raise InvalidInput(gettext_noop("Receipt: must be after the end of collection."), field="received_at")
             temperature = clean_temperature(transport_temperature_c, required=True, field="transport_temperature_c")
             volume = _number(volume_ml, field="volume_ml", label="Volume (mL)", low=Decimal(0), high=Decimal(5000),
                              places=1, low_open=True)
@@ -243,7 +250,7 @@ def intake_record(
             cd3 = _number(cd3_cells_total, field="cd3_cells_total", label="CD3+ cells (total)", low=Decimal(0),
                           high=Decimal("1e13"), places=0, low_open=True)
             if not isinstance(bag_intact, bool):
-                raise InvalidInput("Bag integrity: answer yes or no.", field="bag_intact")
+                raise InvalidInput(gettext_noop("Bag integrity: answer yes or no."), field="bag_intact")
             assert temperature is not None  # noqa: S101  (required=True above)
             evaluation = intake_evaluate(intake_criteria_for(site, order.product), cd3_cells_total=cd3,
                                          transport_temperature_c=temperature, collection_ended_at=ended,
@@ -274,7 +281,7 @@ def _decision_checks(actor, intake: ApheresisIntake, reason: str, expected_versi
     require_site_perm(actor, intake.site, SitePerm.CERTIFY, action="decide on apheresis outside its criteria")
     reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
     if isinstance(expected_version, bool) or not isinstance(expected_version, int):
-        raise InvalidInput("The form is incomplete: reload the page.")
+        raise InvalidInput(gettext_noop("The form is incomplete: reload the page."))
     return reason
 
 
@@ -282,10 +289,12 @@ def _lock_pending(intake: ApheresisIntake, expected_version: int) -> tuple[Apher
     locked = ApheresisIntake.objects.select_for_update().select_related("donation", "site").get(pk=intake.pk)
     order = Order.objects.select_for_update().select_related("product", "patient").get(pk=locked.donation.order_id)
     if locked.version != expected_version:
-        raise StaleRecord(f"The intake of {locked.donation.din_display} was changed since you opened it: "
-                          "nothing was saved. Reload to see the current decision.")
+        raise StaleRecord(gettext_noop("The intake of %(din)s was changed since you opened it: nothing was saved. "
+                                       "Reload to see the current decision."),
+                          params={"din": locked.donation.din_display})
     if locked.outcome != IntakeOutcome.PENDING:
-        raise InvalidTransition(f"The intake is already decided: {locked.get_outcome_display().lower()}.")
+        raise InvalidTransition(gettext_noop("The intake is already decided: %(outcome)s."),
+                                params={"outcome": locked.get_outcome_display().lower()})
     return locked, order
 
 
@@ -297,7 +306,8 @@ def intake_accept_with_deviation(
     raised and the batch is created."""
     reason = _decision_checks(actor, intake, reason, expected_version)
     if classification not in DeviationClass.values:
-        raise InvalidInput(f"Unknown deviation class {classification!r}.", field="classification")
+        raise InvalidInput(gettext_noop("Unknown deviation class %(class)s."), params={"class": repr(classification)},
+                           field="classification")
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=intake)
     with transaction.atomic():
         locked, order = _lock_pending(intake, expected_version)

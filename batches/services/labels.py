@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from batches.exceptions import NotReady
 from batches.labels import LabelData, render_labels_pdf
@@ -46,8 +47,9 @@ def can_handle_labels(user, site, container_type: str | None = None) -> bool:
 
 
 def _require_label_perm(user, site, action: str, container_type: str | None = None) -> None:
+    """``action`` is the refusal's message, a template with ``%(site)s``."""
     if not can_handle_labels(user, site, container_type):
-        raise PermissionRefused(f"Your roles at {site} do not allow you to {action}.")
+        raise PermissionRefused(action, params={"site": str(site)})
 
 
 def fractions_of(product) -> list:
@@ -73,23 +75,27 @@ def labels_print(
     fraction without a live label) and need the expiry printed on them.
     """
     site = donation.site
-    _require_label_perm(actor, site, "print labels", container_type)
+    _require_label_perm(actor, site, gettext_noop("Your roles at %(site)s do not allow you to print labels."),
+                        container_type)
     if container_type not in ContainerType.values:
-        raise InvalidInput(f"Unknown container type {container_type!r}.", field="container_type")
+        raise InvalidInput(gettext_noop("Unknown container type %(type)s."), params={"type": repr(container_type)},
+                           field="container_type")
     kind = ContainerType(container_type)
     order = donation.order
     product = order.product
     now = timezone.now()
     if kind in NEED_BATCH and not hasattr(donation, "batch"):
-        raise NotReady(f"{kind.label} labels are printed once the apheresis is accepted and the batch exists.")
+        raise NotReady(gettext_noop("%(kind)s labels are printed once the apheresis is accepted and the batch "
+                                    "exists."), params={"kind": kind.label})
     if kind == ContainerType.FINAL_PRODUCT_BAG:
         if not isinstance(expires_at, dt.datetime) or timezone.is_naive(expires_at):
-            raise InvalidInput("Expiry: a final product bag label needs the product's expiry (date and time).",
-                               field="expires_at")
+            raise InvalidInput(gettext_noop("Expiry: a final product bag label needs the product's expiry (date and "
+                                            "time)."), field="expires_at")
         if expires_at <= now:
-            raise InvalidInput("Expiry: the expiry is already past.", field="expires_at")
+            raise InvalidInput(gettext_noop("Expiry: the expiry is already past."), field="expires_at")
     elif expires_at is not None:
-        raise InvalidInput("Expiry: only final product bag labels carry an expiry here.", field="expires_at")
+        raise InvalidInput(gettext_noop("Expiry: only final product bag labels carry an expiry here."),
+                           field="expires_at")
     percents = fractions_of(product)
     with transaction.atomic():
         Donation.objects.select_for_update().filter(pk=donation.pk).first()
@@ -99,19 +105,23 @@ def labels_print(
             if fractions is None:
                 fractions = [n for n in range(1, len(percents) + 1) if n not in live]
                 if not fractions:
-                    raise NotReady("Every fraction already has a final product bag label: destroy one to replace it.")
+                    raise NotReady(gettext_noop("Every fraction already has a final product bag label: destroy one "
+                                                "to replace it."))
             bad = [n for n in fractions if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(percents)]
             if bad or not fractions:
-                raise InvalidInput(f"Fractions: choose among 1 to {len(percents)}.", field="fractions")
+                raise InvalidInput(gettext_noop("Fractions: choose among 1 to %(count)s."),
+                                   params={"count": len(percents)}, field="fractions")
             taken = sorted(set(fractions) & live)
             if taken:
-                raise NotReady(f"Fraction {taken[0]} already has a live label: destroy it first to print a replacement.")
+                raise NotReady(gettext_noop("Fraction %(fraction)s already has a live label: destroy it first to "
+                                            "print a replacement."), params={"fraction": taken[0]})
             count = len(fractions)
         else:
             if fractions is not None:
-                raise InvalidInput("Fractions: only final product bags hold fractions.", field="fractions")
+                raise InvalidInput(gettext_noop("Fractions: only final product bags hold fractions."), field="fractions")
             if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_LABELS_PER_JOB:
-                raise InvalidInput(f"Quantity: 1 to {MAX_LABELS_PER_JOB} labels at a time.", field="quantity")
+                raise InvalidInput(gettext_noop("Quantity: 1 to %(max)s labels at a time."),
+                                   params={"max": MAX_LABELS_PER_JOB}, field="quantity")
             count = quantity
         last = max((container_number(lb.container_code) for lb in existing), default=0)
         labels = []
@@ -169,8 +179,9 @@ def _change_status(*, actor, label: Label, to: str, allowed_from: tuple[str, ...
         locked = Label.objects.select_for_update().select_related("donation").get(pk=label.pk)
         if locked.status not in allowed_from:
             raise InvalidTransition(
-                f"Label {locked.container_code} is {locked.get_status_display().lower()}: "
-                f"it cannot be {LabelStatus(to).label.lower()}."
+                gettext_noop("Label %(code)s is %(status)s: it cannot be %(to)s."),
+                params={"code": locked.container_code, "status": locked.get_status_display().lower(),
+                        "to": LabelStatus(to).label.lower()},
             )
         old = locked.status
         locked.status = to
@@ -187,13 +198,15 @@ def _change_status(*, actor, label: Label, to: str, allowed_from: tuple[str, ...
 
 def label_apply(*, actor, label: Label) -> Label:
     """Record that a printed label is now on its container."""
-    _require_label_perm(actor, label.site, "apply labels", label.container_type)
+    _require_label_perm(actor, label.site, gettext_noop("Your roles at %(site)s do not allow you to apply labels."),
+                        label.container_type)
     return _change_status(actor=actor, label=label, to=LabelStatus.APPLIED, allowed_from=(LabelStatus.PRINTED,))
 
 
 def label_destroy(*, actor, label: Label, reason: str) -> Label:
     """Record that a label was destroyed (misprint, damaged, container discarded): a reason is required."""
-    _require_label_perm(actor, label.site, "destroy labels", label.container_type)
+    _require_label_perm(actor, label.site, gettext_noop("Your roles at %(site)s do not allow you to destroy labels."),
+                        label.container_type)
     reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
     return _change_status(actor=actor, label=label, to=LabelStatus.DESTROYED,
                           allowed_from=(LabelStatus.PRINTED, LabelStatus.APPLIED), reason=reason)

@@ -1,0 +1,110 @@
+"""Refusals of manufacturing and chain of identity: the record keeps one English text,
+the user reads the refusal, values included, in their own language (issue #11)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext_noop
+
+from batches.demo_mbr import run_good_steps
+from batches.exceptions import ConfirmationRequired, IdentityMismatch, NotReady, Phrase, more_phrase
+from batches.models import CustodyStep
+from batches.progress import load_plan
+from batches.services.custody import custody_scan
+from batches.services.execution import batch_start, step_record
+from carmfg.accounts.services import profile_language_set
+from carmfg.audit.models import Action, AuditEvent
+from tests.batches.coi_steps import a_collection, a_patient, scan_of
+from tests.conftest import PASSWORD
+
+
+@pytest.fixture
+def donation(site, coordinator, product):
+    return a_collection(coordinator, a_patient(coordinator, site, n=1), product)
+
+
+@pytest.fixture
+def other_patients_donation(site, coordinator, product):
+    return a_collection(coordinator, a_patient(coordinator, site, n=2), product)
+
+
+def test_a_phrase_is_english_in_the_record_and_translated_with_its_nested_values():
+    nested = NotReady(gettext_noop("The record cannot be approved yet: %(problems)s%(more)s"), params={
+        "problems": Phrase.join(" ", [Phrase(gettext_noop("The record has no stages."))]),
+        "more": more_phrase(2),
+    })
+
+    assert nested.message == "The record cannot be approved yet: The record has no stages. (and 2 more)"
+    with translation.override("ru"):
+        assert nested.text == "Запись пока нельзя утвердить: В записи нет этапов. (и ещё 2)"
+    with translation.override("en"):
+        assert nested.text == nested.message
+
+
+def test_an_untranslated_phrase_is_shown_in_english_with_its_values():
+    error = NotReady("Nobody translated %(what)s.", params={"what": Phrase("this %(n)s", {"n": 3})})
+
+    with translation.override("ru"):
+        assert error.text == "Nobody translated this 3."
+    assert Phrase("").text == ""  # never the catalogue's header
+
+
+def test_another_patients_bag_is_refused_in_russian_on_the_page_and_audited_in_english(
+    donation, other_patients_donation, technician, client_for
+):
+    profile_language_set(actor=technician, language="ru")
+    client = client_for(technician)
+    patient = other_patients_donation.order.patient.pseudonym
+
+    response = client.post(reverse("batches:custody_scan", args=[donation.pk, CustodyStep.TRANSPORT]), {
+        "temperature_c": "4.0", "location": "Ward 3", "scanned_code": scan_of(other_patients_donation, "AB-1"),
+    })
+
+    assert response.status_code == 409
+    html = response.content.decode()
+    overlay = html[html.index('<div class="scan-blocked"'):]
+    assert f"Эта этикетка принадлежит другой донации (пациент {patient})." in overlay
+    assert "belongs to another donation" not in overlay
+    blocked = AuditEvent.objects.get(action=Action.BLOCKED, root_id=str(donation.pk))
+    assert blocked.changes["cause"] == f"This label belongs to another donation (patient {patient})."
+
+
+def test_a_wrong_bag_refusal_keeps_english_for_the_record_and_russian_for_the_user(
+    donation, other_patients_donation, technician
+):
+    with translation.override("ru"), pytest.raises(IdentityMismatch) as excinfo:
+        custody_scan(actor=technician, donation=donation, step=CustodyStep.TRANSPORT, location="Ward 3",
+                     temperature_c=Decimal("4.0"), scanned_code=scan_of(other_patients_donation, "AB-1"))
+
+    error = excinfo.value
+    assert error.message.startswith("This label belongs to another donation (patient ")
+    assert error.message.endswith("The step is blocked: nothing was recorded.")
+    with translation.override("ru"):
+        assert error.cause_text.startswith("Эта этикетка принадлежит другой донации (пациент ")
+        assert error.text.startswith(error.cause_text + " Ожидалось ")
+        assert error.text.endswith("Шаг заблокирован: ничего не записано.")
+
+
+def test_a_value_outside_the_alert_limits_is_explained_in_russian_with_its_value_and_limits(
+    shipped_mbr, demo_materials, make_batch, technician, verifier
+):
+    batch = make_batch(shipped_mbr.product)
+    batch = batch_start(actor=technician, batch=batch, expected_version=batch.version)
+    run_good_steps(batch=batch, technician=technician, verifier=verifier, password=PASSWORD,
+                   stop_before="apheresis_volume_ml")
+    state = load_plan(batch).by_code["apheresis_volume_ml"]
+
+    with pytest.raises(ConfirmationRequired) as excinfo:
+        step_record(actor=technician, batch=batch, definition=state.definition, password=PASSWORD,
+                    expected_occurrence=state.next_occurrence, value="80.0", unit="mL")
+
+    error = excinfo.value
+    assert error.message == ("80 mL is outside the alert limits (alert 100–400 mL; action 50–500 mL). "
+                             "Check the value; to record it, tick the confirmation and explain in the comment.")
+    with translation.override("ru"):
+        assert error.text == ("80 mL вне пределов тревоги (тревога 100–400 mL; действие 50–500 mL). "
+                              "Проверьте значение; чтобы записать его, отметьте подтверждение и поясните в комментарии.")
