@@ -7,8 +7,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
-from batches.exceptions import NotReady
+from batches.exceptions import NotReady, Phrase
 from batches.models import (
     Deviation,
     DeviationClass,
@@ -38,7 +39,8 @@ def deviation_raise(
     """Open a deviation, in the caller's transaction (automatic ones are raised by the
     service that detected the problem, atomically with what it recorded)."""
     if classification not in DeviationClass.values:
-        raise InvalidInput(f"Unknown deviation class {classification!r}.", field="classification")
+        raise InvalidInput(gettext_noop("Unknown deviation class %(class)s."), params={"class": repr(classification)},
+                           field="classification")
     # Checked before the transaction: a refusal must not break the caller's transaction.
     title = clean_text(title, field="Title", max_length=200, required=True)
     description = clean_text(description, field="Description", max_length=TEXT_MAX, required=True)
@@ -66,14 +68,15 @@ INVESTIGATOR_PERMS = (SitePerm.EXECUTE, SitePerm.VERIFY, SitePerm.QC, SitePerm.C
 
 def _require_investigator(user, site) -> None:
     if not any(has_site_perm(user, site, perm) for perm in INVESTIGATOR_PERMS):
-        raise PermissionRefused(f"Your roles at {site} do not allow you to raise or edit deviations.")
+        raise PermissionRefused(gettext_noop("Your roles at %(site)s do not allow you to raise or edit deviations."),
+                                params={"site": str(site)})
 
 
 def deviation_raise_manual(*, actor, site, classification: str, title: str, description: str, batch=None) -> Deviation:
     """A person raises a deviation by hand."""
     _require_investigator(actor, site)
     if batch is not None and batch.site_id != site.pk:
-        raise InvalidInput("The batch belongs to another site.")
+        raise InvalidInput(gettext_noop("The batch belongs to another site."))
     return deviation_raise(actor=actor, site=site, source=DeviationSource.MANUAL, classification=classification,
                            title=title, description=description, batch=batch)
 
@@ -82,19 +85,22 @@ def deviation_update(*, actor, deviation: Deviation, reason: str, expected_versi
     """Investigation fields (impact, root cause, CAPA, class). Changes need a reason."""
     unknown = set(values) - set(EDITABLE_FIELDS)
     if unknown:
-        raise InvalidInput(f"These fields cannot be edited: {', '.join(sorted(unknown))}.")
+        raise InvalidInput(gettext_noop("These fields cannot be edited: %(fields)s."),
+                           params={"fields": ", ".join(sorted(unknown))})
     with transaction.atomic():
         locked = Deviation.objects.select_for_update().get(pk=deviation.pk)
         _require_investigator(actor, locked.site)
         if locked.version != expected_version:
             raise StaleRecord()
         if locked.status == DeviationStatus.CLOSED:
-            raise NotReady(f"Deviation {locked.number} is closed; open a new one instead.")
+            raise NotReady(gettext_noop("Deviation %(number)s is closed; open a new one instead."),
+                           params={"number": locked.number})
         before = locked.signable_content()
         for key, value in values.items():
             if key == "classification":
                 if value not in DeviationClass.values:
-                    raise InvalidInput(f"Unknown deviation class {value!r}.", field="classification")
+                    raise InvalidInput(gettext_noop("Unknown deviation class %(class)s."), params={"class": repr(value)},
+                                       field="classification")
             else:
                 value = clean_text(value, field=key.replace("_", " ").capitalize(),
                                    max_length=200 if key == "title" else TEXT_MAX, required=key in {"title", "description"})
@@ -103,7 +109,7 @@ def deviation_update(*, actor, deviation: Deviation, reason: str, expected_versi
         locked.save()
         changes = diff_fields(before, locked.signable_content())
         if not changes:
-            raise InvalidInput("Nothing changed.")
+            raise InvalidInput(gettext_noop("Nothing changed."))
         audit_record(actor=actor, action=Action.UPDATE, obj=locked, changes=changes, reason=reason)
         signatures_void_changed(actor=actor, obj=locked, reason="Deviation changed after signing: " + reason)
         approval = DeviationUseApproval.objects.filter(deviation=locked).first()
@@ -129,9 +135,10 @@ def deviation_approve_use(*, actor, deviation: Deviation, password: str, request
         if expected_version is not None and locked.version != expected_version:
             raise StaleRecord()
         if locked.status != DeviationStatus.OPEN:
-            raise NotReady(f"Deviation {locked.number} is {locked.get_status_display().lower()}.")
+            raise NotReady(gettext_noop("Deviation %(number)s is %(status)s."),
+                           params={"number": locked.number, "status": locked.get_status_display().lower()})
         if not locked.permits:
-            raise NotReady("This deviation does not ask for permission to use anything.")
+            raise NotReady(gettext_noop("This deviation does not ask for permission to use anything."))
         approval = DeviationUseApproval.objects.filter(deviation=locked).first()
         if approval is None:
             approval = DeviationUseApproval.objects.create(site=locked.site, deviation=locked, approved_by=actor,
@@ -175,10 +182,10 @@ def deviation_request_use(*, actor, batch, definition, justification: str, mater
     this step of this batch. A QP must approve it before the step can be recorded."""
     _require_investigator(actor, batch.site)
     if (material_lot is None) == (equipment is None):
-        raise InvalidInput("Name either a lot or a piece of equipment.")
+        raise InvalidInput(gettext_noop("Name either a lot or a piece of equipment."))
     thing = material_lot if material_lot is not None else equipment
     if thing.site_id != batch.site_id or definition.stage.mbr_id != batch.mbr_id:
-        raise InvalidInput("The lot, equipment and step must belong to this batch's site and record.")
+        raise InvalidInput(gettext_noop("The lot, equipment and step must belong to this batch's site and record."))
     justification = clean_text(justification, field="Justification", max_length=TEXT_MAX, required=True)
     if material_lot is not None:
         permits = {"kind": "material_lot", "material_lot": material_lot.pk, "lot": str(material_lot),
@@ -207,13 +214,16 @@ def deviation_close(*, actor, deviation: Deviation, password: str, request: Http
         if expected_version is not None and locked.version != expected_version:
             raise StaleRecord()
         if locked.status == DeviationStatus.CLOSED:
-            raise NotReady(f"Deviation {locked.number} is already closed.")
-        missing = [label for field, label in (("impact_assessment", "impact assessment"), ("root_cause", "root cause"),
-                                              ("capa", "CAPA")) if not getattr(locked, field)]
+            raise NotReady(gettext_noop("Deviation %(number)s is already closed."), params={"number": locked.number})
+        missing: list[Phrase | str] = [
+            Phrase(label) for field, label in (("impact_assessment", gettext_noop("impact assessment")),
+                                               ("root_cause", gettext_noop("root cause")), ("capa", "CAPA"))
+            if not getattr(locked, field)]
         if locked.classification in BLOCKING_CLASSES and missing:
-            raise NotReady(f"Before closing a {locked.classification} deviation, record its {', '.join(missing)}.")
+            raise NotReady(gettext_noop("Before closing a %(class)s deviation, record its %(missing)s."),
+                           params={"class": locked.classification, "missing": Phrase.join(", ", missing)})
         if not locked.impact_assessment:
-            raise NotReady("Record the impact assessment before closing.")
+            raise NotReady(gettext_noop("Record the impact assessment before closing."))
         old = locked.status
         locked.status = DeviationStatus.CLOSED
         locked.closed_at = timezone.now()

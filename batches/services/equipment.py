@@ -8,8 +8,9 @@ import datetime as dt
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext_noop
 
-from batches.exceptions import EquipmentNotUsable
+from batches.exceptions import EquipmentNotUsable, Phrase
 from batches.models import Batch, Equipment, EquipmentStatus, StepDefinition
 from batches.services.deviations import deviation_permitting
 from batches.services.materials import site_today
@@ -20,20 +21,29 @@ from carmfg.exceptions import InvalidInput, ReasonRequired, StaleRecord
 from carmfg.textinput import REASON_MAX_LENGTH, clean_text
 
 
-def equipment_problem(equipment: Equipment, today: dt.date) -> str:
-    """Why ``equipment`` may not be used today, in words; empty when it may."""
+def equipment_problem_phrase(equipment: Equipment, today: dt.date) -> Phrase | None:
+    """Why ``equipment`` may not be used today, translatable; None when it may."""
     if equipment.status == EquipmentStatus.OUT_OF_SERVICE:
-        return "out of service"
+        return Phrase(gettext_noop("out of service"))
     if equipment.calibration_due < today:
-        return f"past its calibration due date ({equipment.calibration_due:%d %b %Y})"
+        return Phrase(gettext_noop("past its calibration due date (%(date)s)"),
+                      {"date": f"{equipment.calibration_due:%d %b %Y}"})
     if equipment.maintenance_due is not None and equipment.maintenance_due < today:
-        return f"past its maintenance due date ({equipment.maintenance_due:%d %b %Y})"
-    return ""
+        return Phrase(gettext_noop("past its maintenance due date (%(date)s)"),
+                      {"date": f"{equipment.maintenance_due:%d %b %Y}"})
+    return None
+
+
+def equipment_problem(equipment: Equipment, today: dt.date) -> str:
+    """Why ``equipment`` may not be used today, in English words; empty when it may."""
+    problem = equipment_problem_phrase(equipment, today)
+    return problem.message if problem is not None else ""
 
 
 class EquipmentRefused(EquipmentNotUsable):
-    def __init__(self, message: str, *, equipment: Equipment | None = None, definition: StepDefinition | None = None):
-        super().__init__(message, field="equipment_code")
+    def __init__(self, message: str, *, params: dict[str, Any] | None = None, equipment: Equipment | None = None,
+                 definition: StepDefinition | None = None):
+        super().__init__(message, params=params, field="equipment_code")
         self.equipment = equipment
         self.definition = definition
 
@@ -41,20 +51,23 @@ class EquipmentRefused(EquipmentNotUsable):
 def equipment_for_step(*, batch: Batch, definition: StepDefinition, asset_id: str):
     equipment = Equipment.objects.filter(site=batch.site, asset_id=asset_id).first()
     if equipment is None:
-        raise EquipmentRefused(f"No equipment with asset label “{asset_id}” is registered at this site. "
-                               "Check the label, or ask the site administrator to register it.")
+        raise EquipmentRefused(gettext_noop("No equipment with asset label “%(asset)s” is registered at this site. "
+                                            "Check the label, or ask the site administrator to register it."),
+                               params={"asset": asset_id})
     if equipment.equipment_type != definition.equipment_type:
-        raise EquipmentRefused(f"{equipment} is a {equipment.equipment_type.replace('_', ' ')}; this step "
-                               f"needs a {definition.equipment_type.replace('_', ' ')}.",
+        raise EquipmentRefused(gettext_noop("%(equipment)s is a %(type)s; this step needs a %(needed)s."),
+                               params={"equipment": str(equipment), "type": equipment.equipment_type.replace("_", " "),
+                                       "needed": definition.equipment_type.replace("_", " ")},
                                equipment=equipment)
-    problem = equipment_problem(equipment, site_today(batch.site))
-    if not problem:
+    problem = equipment_problem_phrase(equipment, site_today(batch.site))
+    if problem is None:
         return equipment, None
     deviation = deviation_permitting(batch=batch, definition=definition, equipment=equipment)
     if deviation is None:
         raise EquipmentRefused(
-            f"{equipment} is {problem}. Use other equipment, or raise a deviation "
-            "asking to use it: it may be used only after a QP approves it.", equipment=equipment, definition=definition)
+            gettext_noop("%(equipment)s is %(problem)s. Use other equipment, or raise a deviation asking to use it: "
+                         "it may be used only after a QP approves it."),
+            params={"equipment": str(equipment), "problem": problem}, equipment=equipment, definition=definition)
     return equipment, deviation
 
 
@@ -66,7 +79,7 @@ def _clean(values: dict) -> dict:
     }
     status = values.get("status", EquipmentStatus.IN_SERVICE)
     if status not in EquipmentStatus.values:
-        raise InvalidInput(f"Unknown status {status!r}.", field="status")
+        raise InvalidInput(gettext_noop("Unknown status %(status)s."), params={"status": repr(status)}, field="status")
     out["status"] = status
     for name in ("calibration_due", "maintenance_due"):
         value = values.get(name)
@@ -74,7 +87,8 @@ def _clean(values: dict) -> dict:
             out[name] = None
             continue
         if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
-            raise InvalidInput(f"{name.replace('_', ' ').capitalize()}: expected a date.", field=name)
+            raise InvalidInput(gettext_noop("%(field)s: expected a date."),
+                               params={"field": name.replace("_", " ").capitalize()}, field=name)
         out[name] = value
     return out
 
@@ -89,7 +103,8 @@ def equipment_create(*, actor, site, **values) -> Equipment:
     fields = _clean(values)
     with transaction.atomic():
         if Equipment.objects.filter(site=site, asset_id=fields["asset_id"]).exists():
-            raise InvalidInput(f"Asset id {fields['asset_id']} is already registered at this site.", field="asset_id")
+            raise InvalidInput(gettext_noop("Asset id %(asset)s is already registered at this site."),
+                               params={"asset": fields["asset_id"]}, field="asset_id")
         equipment = Equipment.objects.create(site=site, **fields)
         audit_record(actor=actor, action=Action.CREATE, obj=equipment, changes=_content(equipment))
     return equipment
@@ -100,7 +115,7 @@ def equipment_update(*, actor, equipment: Equipment, reason: str, expected_versi
     require_site_perm(actor, equipment.site, SitePerm.ADMIN, action="maintain equipment")
     reason = clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH)
     if not reason:
-        raise ReasonRequired("Say why (e.g. “calibrated, certificate CAL-2026-114”).")
+        raise ReasonRequired(gettext_noop("Say why (e.g. “calibrated, certificate CAL-2026-114”)."))
     with transaction.atomic():
         locked = Equipment.objects.select_for_update().get(pk=equipment.pk)
         if locked.version != expected_version:
@@ -109,12 +124,13 @@ def equipment_update(*, actor, equipment: Equipment, reason: str, expected_versi
         fields = _clean(before | values)
         if fields["asset_id"] != locked.asset_id and Equipment.objects.filter(
                 site=locked.site, asset_id=fields["asset_id"]).exclude(pk=locked.pk).exists():
-            raise InvalidInput(f"Asset id {fields['asset_id']} is already registered at this site.", field="asset_id")
+            raise InvalidInput(gettext_noop("Asset id %(asset)s is already registered at this site."),
+                               params={"asset": fields["asset_id"]}, field="asset_id")
         for key, value in fields.items():
             setattr(locked, key, value)
         changes = diff_fields(before, _content(locked))
         if not changes:
-            raise InvalidInput("Nothing changed.")
+            raise InvalidInput(gettext_noop("Nothing changed."))
         locked.version += 1
         locked.save()
         audit_record(actor=actor, action=Action.UPDATE, obj=locked, changes=changes, reason=reason)

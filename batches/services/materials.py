@@ -12,8 +12,9 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
-from batches.exceptions import MaterialNotUsable, NotReady
+from batches.exceptions import MaterialNotUsable, NotReady, Phrase
 from batches.models import Batch, LotStatus, MaterialLot, StepDefinition, StepKind
 from batches.quantities import parse_decimal
 from batches.services.deviations import deviation_permitting
@@ -33,22 +34,29 @@ def site_today(site) -> dt.date:
     return timezone.now().astimezone(site.zone).date()
 
 
-def lot_problem(lot: MaterialLot, today: dt.date) -> str:
-    """Why ``lot`` may not be used today, in words; empty when it may."""
+def lot_problem_phrase(lot: MaterialLot, today: dt.date) -> Phrase | None:
+    """Why ``lot`` may not be used today, translatable; None when it may."""
     if lot.status == LotStatus.REJECTED:
-        return "rejected"
+        return Phrase(gettext_noop("rejected"))
     if lot.expiry_date < today:
-        return f"expired (expiry date {lot.expiry_date:%d %b %Y})"
+        return Phrase(gettext_noop("expired (expiry date %(date)s)"), {"date": f"{lot.expiry_date:%d %b %Y}"})
     if lot.status == LotStatus.QUARANTINE:
-        return "in quarantine (not released)"
-    return ""
+        return Phrase(gettext_noop("in quarantine (not released)"))
+    return None
+
+
+def lot_problem(lot: MaterialLot, today: dt.date) -> str:
+    """Why ``lot`` may not be used today, in English words; empty when it may."""
+    problem = lot_problem_phrase(lot, today)
+    return problem.message if problem is not None else ""
 
 
 class LotRefused(MaterialNotUsable):
     """Carries the lot, so the page can offer to request a deviation for it."""
 
-    def __init__(self, message: str, *, lot: MaterialLot | None = None, definition: StepDefinition | None = None):
-        super().__init__(message, field="lot_barcode")
+    def __init__(self, message: str, *, params: dict[str, Any] | None = None, lot: MaterialLot | None = None,
+                 definition: StepDefinition | None = None):
+        super().__init__(message, params=params, field="lot_barcode")
         self.lot = lot
         self.definition = definition
 
@@ -64,23 +72,27 @@ def lot_for_step(*, batch: Batch, definition: StepDefinition, barcode: str):
     when the lot is not usable; raises ``MaterialNotUsable`` otherwise."""
     lot = MaterialLot.objects.filter(site=batch.site, barcode=barcode).first()
     if lot is None:
-        raise LotRefused(f"No lot with barcode “{barcode}” is registered at this site. "
-                         "Check the label, or ask the site administrator to register the lot.")
+        raise LotRefused(gettext_noop("No lot with barcode “%(barcode)s” is registered at this site. "
+                                      "Check the label, or ask the site administrator to register the lot."),
+                         params={"barcode": barcode})
     if lot.material_type != definition.material_type:
-        raise LotRefused(f"{lot} is {lot.material_type.replace('_', ' ')}; this step needs "
-                         f"{definition.material_type.replace('_', ' ')}.", lot=lot)
-    problem = lot_problem(lot, site_today(batch.site))
-    if problem:
+        raise LotRefused(gettext_noop("%(lot)s is %(type)s; this step needs %(needed)s."),
+                         params={"lot": str(lot), "type": lot.material_type.replace("_", " "),
+                                 "needed": definition.material_type.replace("_", " ")}, lot=lot)
+    problem = lot_problem_phrase(lot, site_today(batch.site))
+    if problem is not None:
         deviation = deviation_permitting(batch=batch, definition=definition, material_lot=lot)
         if deviation is None:
             raise LotRefused(
-                f"{lot} is {problem}. Use another lot, or raise a deviation asking "
-                "to use this one: it may be used only after a QP approves it.", lot=lot, definition=definition)
+                gettext_noop("%(lot)s is %(problem)s. Use another lot, or raise a deviation asking to use this one: "
+                             "it may be used only after a QP approves it."),
+                params={"lot": str(lot), "problem": problem}, lot=lot, definition=definition)
     else:
         deviation = None
     if lot.titer_tu_per_ml is None and _titer_needed(batch, definition):
-        raise LotRefused(f"{lot} has no titer on record, and the MOI is calculated from it. "
-                         "The site administrator must enter the titer from the certificate of analysis.", lot=lot)
+        raise LotRefused(gettext_noop("%(lot)s has no titer on record, and the MOI is calculated from it. "
+                                      "The site administrator must enter the titer from the certificate of analysis."),
+                         params={"lot": str(lot)}, lot=lot)
     return lot, deviation
 
 
@@ -95,17 +107,17 @@ def _clean_lot_fields(*, material_type, name, lot_number, barcode, expiry_date, 
         "barcode": clean_text(barcode, field="Barcode", max_length=200, required=True),
     }
     if not isinstance(expiry_date, dt.date) or isinstance(expiry_date, dt.datetime):
-        raise InvalidInput("Expiry date: expected a date.", field="expiry_date")
+        raise InvalidInput(gettext_noop("Expiry date: expected a date."), field="expiry_date")
     fields["expiry_date"] = expiry_date
     titer = None
     if titer_tu_per_ml not in (None, ""):
         titer = parse_decimal(titer_tu_per_ml, field="Titer")
         if titer <= 0 or titer != titer.to_integral_value():
-            raise InvalidInput("Titer: a whole number of transducing units per mL, more than zero.",
+            raise InvalidInput(gettext_noop("Titer: a whole number of transducing units per mL, more than zero."),
                                field="titer_tu_per_ml")
         titer = titer.quantize(Decimal(1))
     if fields["material_type"] in VECTOR_TYPES and titer is None:
-        raise InvalidInput("A vector lot needs its titer (TU/mL) from the certificate of analysis.",
+        raise InvalidInput(gettext_noop("A vector lot needs its titer (TU/mL) from the certificate of analysis."),
                            field="titer_tu_per_ml")
     fields["titer_tu_per_ml"] = titer
     return fields
@@ -119,7 +131,8 @@ def material_lot_create(*, actor, site, material_type: str, name: str, lot_numbe
                                expiry_date=expiry_date, titer_tu_per_ml=titer_tu_per_ml)
     with transaction.atomic():
         if MaterialLot.objects.filter(site=site, barcode=fields["barcode"]).exists():
-            raise InvalidInput(f"Another lot at this site has the barcode {fields['barcode']}.", field="barcode")
+            raise InvalidInput(gettext_noop("Another lot at this site has the barcode %(barcode)s."),
+                               params={"barcode": fields["barcode"]}, field="barcode")
         lot = MaterialLot.objects.create(site=site, status=LotStatus.QUARANTINE, **fields)
         audit_record(actor=actor, action=Action.CREATE, obj=lot, changes=lot.signable_content())
     return lot
@@ -139,7 +152,8 @@ def material_lot_update(*, actor, lot: MaterialLot, reason: str, expected_versio
         fields = _clean_lot_fields(**(current | values))
         if fields["barcode"] != locked.barcode and MaterialLot.objects.filter(
                 site=locked.site, barcode=fields["barcode"]).exclude(pk=locked.pk).exists():
-            raise InvalidInput(f"Another lot at this site has the barcode {fields['barcode']}.", field="barcode")
+            raise InvalidInput(gettext_noop("Another lot at this site has the barcode %(barcode)s."),
+                               params={"barcode": fields["barcode"]}, field="barcode")
         before = locked.signable_content()
         for key, value in fields.items():
             setattr(locked, key, value)
@@ -149,7 +163,7 @@ def material_lot_update(*, actor, lot: MaterialLot, reason: str, expected_versio
         locked.save()
         changes = diff_fields(before, locked.signable_content())
         if not changes:
-            raise InvalidInput("Nothing changed.")
+            raise InvalidInput(gettext_noop("Nothing changed."))
         audit_record(actor=actor, action=Action.UPDATE, obj=locked, changes=changes, reason=reason)
         signatures_void_changed(actor=actor, obj=locked, reason=f"Lot data changed: {reason}")
     return locked
@@ -157,7 +171,8 @@ def material_lot_update(*, actor, lot: MaterialLot, reason: str, expected_versio
 
 def _require_releaser(actor, site) -> None:
     if not (has_site_perm(actor, site, SitePerm.CERTIFY) or has_site_perm(actor, site, SitePerm.ADMIN)):
-        raise PermissionRefused("Only a qualified person or the site administrator releases or rejects lots.")
+        raise PermissionRefused(gettext_noop("Only a qualified person or the site administrator releases or rejects "
+                                             "lots."))
 
 
 def material_lot_release(*, actor, lot: MaterialLot, password: str, expected_version: int,
@@ -170,9 +185,11 @@ def material_lot_release(*, actor, lot: MaterialLot, password: str, expected_ver
         if locked.version != expected_version:
             raise StaleRecord()
         if locked.status != LotStatus.QUARANTINE:
-            raise NotReady(f"{locked} is {locked.get_status_display().lower()}; only a lot in quarantine is released.")
+            raise NotReady(gettext_noop("%(lot)s is %(status)s; only a lot in quarantine is released."),
+                           params={"lot": str(locked), "status": locked.get_status_display().lower()})
         if locked.expiry_date < site_today(locked.site):
-            raise NotReady(f"{locked} expired on {locked.expiry_date}: an expired lot is not released.")
+            raise NotReady(gettext_noop("%(lot)s expired on %(date)s: an expired lot is not released."),
+                           params={"lot": str(locked), "date": locked.expiry_date})
         locked.status = LotStatus.RELEASED
         locked.version += 1
         locked.save(update_fields=["status", "version"])
@@ -188,14 +205,14 @@ def material_lot_reject(*, actor, lot: MaterialLot, password: str, reason: str, 
     _require_releaser(actor, lot.site)
     reason = clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH)
     if not reason:
-        raise ReasonRequired("Say why the lot is rejected.")
+        raise ReasonRequired(gettext_noop("Say why the lot is rejected."))
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=lot)
     with transaction.atomic():
         locked = MaterialLot.objects.select_for_update().get(pk=lot.pk)
         if locked.version != expected_version:
             raise StaleRecord()
         if locked.status == LotStatus.REJECTED:
-            raise NotReady(f"{locked} is already rejected.")
+            raise NotReady(gettext_noop("%(lot)s is already rejected."), params={"lot": str(locked)})
         old = locked.status
         locked.status = LotStatus.REJECTED
         locked.version += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from batches.models import ALLOWED_TRANSITIONS, Batch, BatchState
 from carmfg.audit.models import Action
@@ -28,8 +29,9 @@ def batch_transition(
             raise StaleRecord()
         if to_state not in ALLOWED_TRANSITIONS[locked.state]:
             raise InvalidTransition(
-                f"Batch {locked.number} is {locked.get_state_display().lower()}; "
-                f"it cannot become {BatchState(to_state).label.lower()}."
+                gettext_noop("Batch %(batch)s is %(state)s; it cannot become %(to)s."),
+                params={"batch": locked.number, "state": locked.get_state_display().lower(),
+                        "to": BatchState(to_state).label.lower()},
             )
         old = locked.state
         if to_state == BatchState.ON_HOLD:
