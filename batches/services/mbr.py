@@ -17,9 +17,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from batches.calculations import REGISTRY, calculation_get
-from batches.exceptions import NotReady
+from batches.exceptions import NotReady, Phrase, more_phrase
 from batches.models import (
     MBR_TRANSITIONS,
     ContainerType,
@@ -74,9 +75,10 @@ def product_create(*, actor, site, code: str, name: str, pathway: str, product_c
     require_site_perm(actor, site, SitePerm.ADMIN, action="register products")
     code = clean_text(code, field="Code", max_length=40, required=True)
     if not CODE_RE.match(code):
-        raise InvalidInput("Code: use lower-case letters, digits, - and _ only.", field="code")
+        raise InvalidInput(gettext_noop("Code: use lower-case letters, digits, - and _ only."), field="code")
     if pathway not in RegulatoryPathway.values:
-        raise InvalidInput(f"Unknown regulatory pathway {pathway!r}.", field="pathway")
+        raise InvalidInput(gettext_noop("Unknown regulatory pathway %(pathway)s."), params={"pathway": repr(pathway)},
+                           field="pathway")
     from batches.calculations import check_fraction_percents
 
     percents = list(fraction_percents or [])
@@ -84,7 +86,8 @@ def product_create(*, actor, site, code: str, name: str, pathway: str, product_c
         check_fraction_percents(percents)
     with transaction.atomic():
         if Product.objects.filter(site=site, code=code).exists():
-            raise InvalidInput(f"A product with code {code} exists at this site.", field="code")
+            raise InvalidInput(gettext_noop("A product with code %(code)s exists at this site."), params={"code": code},
+                               field="code")
         product = Product.objects.create(
             site=site, code=code, name=clean_text(name, field="Name", max_length=200, required=True),
             pathway=pathway, product_code=clean_text(product_code, field="Product code", max_length=20),
@@ -111,23 +114,23 @@ def _as_bool(value, field: str) -> bool:
         return True
     if value in ("", "false", "0", 0, None, "off"):
         return False
-    raise InvalidInput(f"{field}: expected yes or no.", field=field)
+    raise InvalidInput(gettext_noop("%(field)s: expected yes or no."), params={"field": field}, field=field)
 
 
 def clean_step_fields(values: dict[str, Any]) -> dict[str, Any]:
     """Step fields checked one by one (cross-step rules are in :func:`mbr_problems`)."""
     unknown = set(values) - set(STEP_FIELDS)
     if unknown:
-        raise InvalidInput(f"Unknown step fields: {', '.join(sorted(unknown))}.")
+        raise InvalidInput(gettext_noop("Unknown step fields: %(fields)s."), params={"fields": ", ".join(sorted(unknown))})
     out: dict[str, Any] = {}
     code = clean_text(values.get("code", ""), field="Code", max_length=60, required=True)
     if not CODE_RE.match(code):
-        raise InvalidInput("Code: start with a letter or digit; use lower-case letters, digits, - and _ only.",
-                           field="code")
+        raise InvalidInput(gettext_noop("Code: start with a letter or digit; use lower-case letters, digits, - and _ "
+                                        "only."), field="code")
     out["code"] = code
     kind = values.get("kind", "")
     if kind not in StepKind.values:
-        raise InvalidInput(f"Kind: {kind!r} is not a step kind.", field="kind")
+        raise InvalidInput(gettext_noop("Kind: %(kind)s is not a step kind."), params={"kind": repr(kind)}, field="kind")
     out["kind"] = kind
     for name, max_length in STEP_TEXT_FIELDS.items():
         out[name] = clean_text(values.get(name, ""), field=name.replace("_", " ").capitalize(),
@@ -136,9 +139,9 @@ def clean_step_fields(values: dict[str, Any]) -> dict[str, Any]:
     try:
         places = int(places if places not in (None, "") else 0)
     except (TypeError, ValueError):
-        raise InvalidInput("Decimal places: expected a whole number from 0 to 6.", field="decimal_places") from None
+        raise InvalidInput(gettext_noop("Decimal places: expected a whole number from 0 to 6."), field="decimal_places") from None
     if not 0 <= places <= 6:
-        raise InvalidInput("Decimal places: expected a whole number from 0 to 6.", field="decimal_places")
+        raise InvalidInput(gettext_noop("Decimal places: expected a whole number from 0 to 6."), field="decimal_places")
     out["decimal_places"] = places
     for name in STEP_LIMIT_FIELDS:
         out[name] = _decimal_or_none(values.get(name), name)
@@ -148,12 +151,13 @@ def clean_step_fields(values: dict[str, Any]) -> dict[str, Any]:
     _check_limits(out)
     inputs = values.get("calculation_inputs") or {}
     if not isinstance(inputs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in inputs.items()):
-        raise InvalidInput("Calculation inputs: expected input name → source pairs.", field="calculation_inputs")
+        raise InvalidInput(gettext_noop("Calculation inputs: expected input name → source pairs."),
+                           field="calculation_inputs")
     out["calculation_inputs"] = {clean_text(k, field="Input", max_length=60): clean_text(v, field="Source", max_length=120)
                                  for k, v in inputs.items()}
     tests = values.get("sample_tests") or []
     if not isinstance(tests, list) or not all(isinstance(t, str) and CODE_RE.match(t) for t in tests) or len(tests) > 30:
-        raise InvalidInput("Sample tests: expected up to 30 test codes (lower-case letters, digits, _).",
+        raise InvalidInput(gettext_noop("Sample tests: expected up to 30 test codes (lower-case letters, digits, _)."),
                            field="sample_tests")
     out["sample_tests"] = tests
     _check_kind(out)
@@ -165,7 +169,7 @@ def _check_limits(step: dict[str, Any]) -> None:
     hi = [step[n] for n in ("alert_max", "action_max") if step[n] is not None]
     ordered = [step[n] for n in ("action_min", "alert_min", "alert_max", "action_max") if step[n] is not None]
     if ordered != sorted(ordered) or (lo and hi and max(lo) > min(hi)):
-        raise InvalidInput("Limits must be in order: action min ≤ alert min ≤ alert max ≤ action max.",
+        raise InvalidInput(gettext_noop("Limits must be in order: action min ≤ alert min ≤ alert max ≤ action max."),
                            field="alert_min")
 
 
@@ -173,86 +177,107 @@ def _check_kind(step: dict[str, Any]) -> None:
     kind = step["kind"]
     has_limits = any(step[n] is not None for n in STEP_LIMIT_FIELDS)
     if kind == StepKind.VALUE and not step["unit"]:
-        raise InvalidInput("A value step needs a unit (e.g. %, mL, cells).", field="unit")
+        raise InvalidInput(gettext_noop("A value step needs a unit (e.g. %, mL, cells)."), field="unit")
     if kind not in (StepKind.VALUE, StepKind.CALCULATION) and has_limits:
-        raise InvalidInput("Only value and calculation steps have limits.", field="alert_min")
+        raise InvalidInput(gettext_noop("Only value and calculation steps have limits."), field="alert_min")
     if kind == StepKind.MATERIAL and not step["material_type"]:
-        raise InvalidInput("A material step needs the material type its lots must have.", field="material_type")
+        raise InvalidInput(gettext_noop("A material step needs the material type its lots must have."),
+                           field="material_type")
     if kind == StepKind.EQUIPMENT and not step["equipment_type"]:
-        raise InvalidInput("An equipment step needs the equipment type.", field="equipment_type")
+        raise InvalidInput(gettext_noop("An equipment step needs the equipment type."), field="equipment_type")
     if kind in (StepKind.SCAN, StepKind.SAMPLE) and step["container_type"] not in ContainerType.values:
-        raise InvalidInput(f"A {kind} step needs a container type: {', '.join(ContainerType.values)}.",
-                           field="container_type")
+        raise InvalidInput(gettext_noop("A %(kind)s step needs a container type: %(types)s."),
+                           params={"kind": kind, "types": ", ".join(ContainerType.values)}, field="container_type")
     if kind == StepKind.CALCULATION:
         calc = calculation_get(step["calculation"]) if step["calculation"] in REGISTRY else None
         if calc is None:
-            raise InvalidInput(f"Calculation: choose one of {', '.join(sorted(REGISTRY))}.", field="calculation")
+            raise InvalidInput(gettext_noop("Calculation: choose one of %(calculations)s."),
+                               params={"calculations": ", ".join(sorted(REGISTRY))}, field="calculation")
         if set(step["calculation_inputs"]) != calc.input_names:
-            raise InvalidInput(f"{calc.label} needs exactly these inputs: {', '.join(sorted(calc.input_names))}.",
+            raise InvalidInput(gettext_noop("%(calculation)s needs exactly these inputs: %(inputs)s."),
+                               params={"calculation": calc.label, "inputs": ", ".join(sorted(calc.input_names))},
                                field="calculation_inputs")
         if not step["unit"]:
-            raise InvalidInput("A calculation step needs the unit of its result.", field="unit")
+            raise InvalidInput(gettext_noop("A calculation step needs the unit of its result."), field="unit")
     elif step["calculation"] or step["calculation_inputs"]:
-        raise InvalidInput("Only calculation steps name a calculation.", field="calculation")
+        raise InvalidInput(gettext_noop("Only calculation steps name a calculation."), field="calculation")
     if step["repeatable"] and kind in (StepKind.CALCULATION, StepKind.SIGNATURE):
-        raise InvalidInput("Calculation and signature steps cannot be repeated.", field="repeatable")
+        raise InvalidInput(gettext_noop("Calculation and signature steps cannot be repeated."), field="repeatable")
 
 
 def mbr_problems(mbr: MasterBatchRecord) -> list[str]:
-    """What keeps ``mbr`` from being approved, in words; empty when it is complete."""
+    """What keeps ``mbr`` from being approved, in English words; empty when it is complete."""
+    return [problem.message for problem in mbr_problem_phrases(mbr)]
+
+
+def mbr_problem_phrases(mbr: MasterBatchRecord) -> list[Phrase]:
+    """What keeps ``mbr`` from being approved, translatable; empty when it is complete."""
     stages = list(mbr.stages.prefetch_related("steps"))
     problems = []
     if not stages:
-        problems.append("The record has no stages.")
+        problems.append(Phrase(gettext_noop("The record has no stages.")))
     seen: dict[str, StepDefinition] = {}
     for stage in stages:
         steps = list(stage.steps.all())
         if not steps:
-            problems.append(f"Stage “{stage.name}” has no steps.")
+            problems.append(Phrase(gettext_noop("Stage “%(stage)s” has no steps."), {"stage": stage.name}))
         for step in steps:
             if step.code in seen:
-                problems.append(f"Step code {step.code} is used twice.")
+                problems.append(Phrase(gettext_noop("Step code %(code)s is used twice."), {"code": step.code}))
             try:
                 clean_step_fields({name: getattr(step, name) for name in STEP_FIELDS})
             except InvalidInput as exc:
-                problems.append(f"Step {step.code}: {exc.message}")
+                problems.append(Phrase(gettext_noop("Step %(code)s: %(problem)s"),
+                                       {"code": step.code, "problem": Phrase.of(exc)}))
             if step.kind == StepKind.CALCULATION and step.calculation in REGISTRY:
                 problems.extend(_source_problems(step, seen))
             seen[step.code] = step
     return problems
 
 
-def _source_problems(step: StepDefinition, earlier: dict[str, StepDefinition]) -> list[str]:
+def _source_problems(step: StepDefinition, earlier: dict[str, StepDefinition]) -> list[Phrase]:
     calc = calculation_get(step.calculation)
     wanted = {i.name: i for i in calc.inputs}
     problems = []
     for name, source in step.calculation_inputs.items():
         is_list = wanted[name].is_list if name in wanted else False
-        where = f"Step {step.code}, input {name}"
+        where = {"code": step.code, "input": name}
         parts = source.split(":")
         if source in FIXED_SOURCES:
             if FIXED_SOURCES[source][1] != is_list:
-                problems.append(f"{where}: {source} does not give {'a list' if is_list else 'one number'}.")
+                problems.append(Phrase(
+                    gettext_noop("Step %(code)s, input %(input)s: %(source)s does not give a list.") if is_list
+                    else gettext_noop("Step %(code)s, input %(input)s: %(source)s does not give one number."),
+                    {**where, "source": source}))
         elif parts[0] == "step" and len(parts) in (2, 3):
             origin = earlier.get(parts[1])
             if origin is None:
-                problems.append(f"{where}: {parts[1]} is not an earlier step of this record.")
+                problems.append(Phrase(gettext_noop("Step %(code)s, input %(input)s: %(step)s is not an earlier step "
+                                                    "of this record."), {**where, "step": parts[1]}))
             elif len(parts) == 2:
                 if origin.kind not in (StepKind.VALUE, StepKind.CALCULATION) or is_list:
-                    problems.append(f"{where}: {parts[1]} does not record one number.")
+                    problems.append(Phrase(gettext_noop("Step %(code)s, input %(input)s: %(step)s does not record one "
+                                                        "number."), {**where, "step": parts[1]}))
             else:
                 outputs = {o.name: o for o in calculation_get(origin.calculation).outputs} \
                     if origin.kind == StepKind.CALCULATION and origin.calculation in REGISTRY else {}
                 if parts[2] not in outputs:
-                    problems.append(f"{where}: {parts[1]} has no output {parts[2]}.")
+                    problems.append(Phrase(gettext_noop("Step %(code)s, input %(input)s: %(step)s has no output "
+                                                        "%(output)s."), {**where, "step": parts[1], "output": parts[2]}))
                 elif outputs[parts[2]].is_list != is_list:
-                    problems.append(f"{where}: output {parts[2]} is {'a list' if outputs[parts[2]].is_list else 'one number'}.")
+                    problems.append(Phrase(
+                        gettext_noop("Step %(code)s, input %(input)s: output %(output)s is a list.")
+                        if outputs[parts[2]].is_list
+                        else gettext_noop("Step %(code)s, input %(input)s: output %(output)s is one number."),
+                        {**where, "output": parts[2]}))
         elif parts[0] == "lot" and len(parts) == 3 and parts[2] == "titer":
             origin = earlier.get(parts[1])
             if origin is None or origin.kind != StepKind.MATERIAL:
-                problems.append(f"{where}: {parts[1]} is not an earlier material step.")
+                problems.append(Phrase(gettext_noop("Step %(code)s, input %(input)s: %(step)s is not an earlier "
+                                                    "material step."), {**where, "step": parts[1]}))
         else:
-            problems.append(f"{where}: unknown source {source!r}.")
+            problems.append(Phrase(gettext_noop("Step %(code)s, input %(input)s: unknown source %(source)s."),
+                                   {**where, "source": repr(source)}))
     return problems
 
 
@@ -269,8 +294,8 @@ def _lock_draft(mbr: MasterBatchRecord, expected_revision: int | None) -> Master
         raise StaleRecord()
     if locked.status != MbrStatus.DRAFT:
         raise InvalidTransition(
-            f"{locked} is {locked.get_status_display().lower()}: only a draft can be changed. "
-            "Make a new version from it instead."
+            gettext_noop("%(mbr)s is %(status)s: only a draft can be changed. Make a new version from it instead."),
+            params={"mbr": str(locked), "status": locked.get_status_display().lower()},
         )
     return locked
 
@@ -312,9 +337,9 @@ def mbr_load(*, actor, product: Product, data: dict) -> MasterBatchRecord:
     "name", "steps": [{…step fields…}]}]}``), through the same checks as the editor.
     One audit event records the whole recipe loaded (its content hash and size)."""
     if not isinstance(data, dict) or not isinstance(data.get("stages"), list):
-        raise InvalidInput("A recipe needs a title and a list of stages.")
+        raise InvalidInput(gettext_noop("A recipe needs a title and a list of stages."))
     if len(data["stages"]) > MAX_STAGES:
-        raise InvalidInput(f"A record has at most {MAX_STAGES} stages.")
+        raise InvalidInput(gettext_noop("A record has at most %(max)s stages."), params={"max": MAX_STAGES})
     with transaction.atomic():
         mbr = mbr_create_draft(actor=actor, product=product, title=data.get("title", ""),
                                change_summary=data.get("change_summary", ""))
@@ -324,22 +349,25 @@ def mbr_load(*, actor, product: Product, data: dict) -> MasterBatchRecord:
         count = 0
         for stage_order, stage_data in enumerate(data["stages"], start=1):
             if not isinstance(stage_data, dict) or not isinstance(stage_data.get("steps", []), list):
-                raise InvalidInput(f"Stage {stage_order}: expected a code, a name and a list of steps.")
+                raise InvalidInput(gettext_noop("Stage %(stage)s: expected a code, a name and a list of steps."),
+                                   params={"stage": stage_order})
             code = clean_text(stage_data.get("code", ""), field="Stage code", max_length=40, required=True)
             if not CODE_RE.match(code) or code in stage_codes:
-                raise InvalidInput(f"Stage code {code!r} is not valid or is used twice.")
+                raise InvalidInput(gettext_noop("Stage code %(code)s is not valid or is used twice."),
+                                   params={"code": repr(code)})
             stage_codes.add(code)
             stage = StageDefinition.objects.create(
                 mbr=locked, order=stage_order, code=code,
                 name=clean_text(stage_data.get("name", ""), field="Stage name", max_length=200, required=True))
             if len(stage_data.get("steps", [])) > MAX_STEPS_PER_STAGE:
-                raise InvalidInput(f"A stage has at most {MAX_STEPS_PER_STAGE} steps.")
+                raise InvalidInput(gettext_noop("A stage has at most %(max)s steps."), params={"max": MAX_STEPS_PER_STAGE})
             for step_order, step_data in enumerate(stage_data.get("steps", []), start=1):
                 if not isinstance(step_data, dict):
-                    raise InvalidInput(f"Stage {code}, step {step_order}: expected the step's fields.")
+                    raise InvalidInput(gettext_noop("Stage %(stage)s, step %(step)s: expected the step's fields."),
+                                       params={"stage": code, "step": step_order})
                 fields = clean_step_fields(step_data)
                 if fields["code"] in step_codes:
-                    raise InvalidInput(f"Step code {fields['code']} is used twice.")
+                    raise InvalidInput(gettext_noop("Step code %(code)s is used twice."), params={"code": fields["code"]})
                 step_codes.add(fields["code"])
                 _step_create(stage, step_order, fields)
                 count += 1
@@ -393,13 +421,14 @@ def mbr_stage_add(*, actor, mbr: MasterBatchRecord, code: str, name: str, expect
     _require_admin(actor, mbr.site)
     code = clean_text(code, field="Stage code", max_length=40, required=True)
     if not CODE_RE.match(code):
-        raise InvalidInput("Stage code: use lower-case letters, digits, - and _ only.", field="code")
+        raise InvalidInput(gettext_noop("Stage code: use lower-case letters, digits, - and _ only."), field="code")
     with transaction.atomic():
         locked = _lock_draft(mbr, expected_revision)
         if locked.stages.count() >= MAX_STAGES:
-            raise InvalidInput(f"A record has at most {MAX_STAGES} stages.")
+            raise InvalidInput(gettext_noop("A record has at most %(max)s stages."), params={"max": MAX_STAGES})
         if locked.stages.filter(code=code).exists():
-            raise InvalidInput(f"Stage code {code} is already used in this record.", field="code")
+            raise InvalidInput(gettext_noop("Stage code %(code)s is already used in this record."),
+                               params={"code": code}, field="code")
         order = (locked.stages.aggregate(o=Max("order"))["o"] or 0) + 1
         stage = StageDefinition.objects.create(
             mbr=locked, order=order, code=code, name=clean_text(name, field="Stage name", max_length=200, required=True))
@@ -429,9 +458,10 @@ def mbr_step_add(*, actor, stage: StageDefinition, expected_revision: int, **val
     with transaction.atomic():
         locked = _lock_draft(stage.mbr, expected_revision)
         if StepDefinition.objects.filter(stage__mbr=locked, code=fields["code"]).exists():
-            raise InvalidInput(f"Step code {fields['code']} is already used in this record.", field="code")
+            raise InvalidInput(gettext_noop("Step code %(code)s is already used in this record."),
+                               params={"code": fields["code"]}, field="code")
         if stage.steps.count() >= MAX_STEPS_PER_STAGE:
-            raise InvalidInput(f"A stage has at most {MAX_STEPS_PER_STAGE} steps.")
+            raise InvalidInput(gettext_noop("A stage has at most %(max)s steps."), params={"max": MAX_STEPS_PER_STAGE})
         order = (stage.steps.aggregate(o=Max("order"))["o"] or 0) + 1
         step = _step_create(stage, order, fields)
         audit_record(actor=actor, action=Action.CREATE, obj=step, site=locked.site, root=locked,
@@ -449,7 +479,8 @@ def mbr_step_update(*, actor, step: StepDefinition, expected_revision: int, reas
         locked = _lock_draft(step.stage.mbr, expected_revision)
         step = StepDefinition.objects.select_for_update().get(pk=step.pk)
         if fields["code"] != step.code and StepDefinition.objects.filter(stage__mbr=locked, code=fields["code"]).exists():
-            raise InvalidInput(f"Step code {fields['code']} is already used in this record.", field="code")
+            raise InvalidInput(gettext_noop("Step code %(code)s is already used in this record."),
+                               params={"code": fields["code"]}, field="code")
         before = step.definition_content()
         for name, value in fields.items():
             setattr(step, name, value)
@@ -477,14 +508,14 @@ def mbr_step_move(*, actor, step: StepDefinition, direction: int, expected_revis
     """Swap a step with its neighbour in the stage (``direction`` -1 up, +1 down)."""
     _require_admin(actor, step.stage.mbr.site)
     if direction not in (-1, 1):
-        raise InvalidInput("A step moves one place up or down.")
+        raise InvalidInput(gettext_noop("A step moves one place up or down."))
     with transaction.atomic():
         locked = _lock_draft(step.stage.mbr, expected_revision)
         siblings = list(step.stage.steps.select_for_update().order_by("order"))
         index = next(i for i, s in enumerate(siblings) if s.pk == step.pk)
         other_index = index + direction
         if not 0 <= other_index < len(siblings):
-            raise InvalidInput("The step is already at that end of its stage.")
+            raise InvalidInput(gettext_noop("The step is already at that end of its stage."))
         other = siblings[other_index]
         a, b = siblings[index].order, other.order
         # Through a free number: (stage, order) is unique.
@@ -515,13 +546,16 @@ def _approval_role(actor, site, role: str | None) -> str:
     roles = [r for r, perm in ((MbrApprovalRole.SITE_ADMIN, SitePerm.ADMIN),
                                (MbrApprovalRole.QUALIFIED_PERSON, SitePerm.CERTIFY)) if has_site_perm(actor, site, perm)]
     if not roles:
-        raise PermissionRefused("Only a site administrator or a qualified person approves master batch records.")
+        raise PermissionRefused(gettext_noop("Only a site administrator or a qualified person approves master batch "
+                                             "records."))
     if role is None:
         if len(roles) > 1:
-            raise InvalidInput("You hold both approving roles here: say in which one you sign.", field="role")
+            raise InvalidInput(gettext_noop("You hold both approving roles here: say in which one you sign."),
+                               field="role")
         return roles[0]
     if role not in roles:
-        raise PermissionRefused(f"You do not hold the role {MbrApprovalRole(role).label} at {site}.")
+        raise PermissionRefused(gettext_noop("You do not hold the role %(role)s at %(site)s."),
+                                params={"role": MbrApprovalRole(role).label, "site": str(site)})
     return role
 
 
@@ -530,10 +564,10 @@ def mbr_approve(*, actor, mbr: MasterBatchRecord, password: str, expected_revisi
     """Sign the draft "Approved" as site administrator or as QP. The second of the two
     signatures, by a different person, makes it approved."""
     role = _approval_role(actor, mbr.site, role)
-    problems = mbr_problems(mbr)
+    problems = mbr_problem_phrases(mbr)
     if problems:
-        raise NotReady("The record cannot be approved yet: " + " ".join(problems[:5])
-                       + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+        raise NotReady(gettext_noop("The record cannot be approved yet: %(problems)s%(more)s"),
+                       params={"problems": Phrase.join(" ", problems[:5]), "more": more_phrase(len(problems) - 5)})
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=mbr)
     with transaction.atomic():
         locked = _lock_draft(mbr, expected_revision)
@@ -554,7 +588,9 @@ def mbr_approve(*, actor, mbr: MasterBatchRecord, password: str, expected_revisi
 
 def _transition(actor, mbr: MasterBatchRecord, to: str, *, reason: str = "") -> None:
     if to not in MBR_TRANSITIONS[mbr.status]:
-        raise InvalidTransition(f"{mbr} is {mbr.get_status_display().lower()}; it cannot become {MbrStatus(to).label.lower()}.")
+        raise InvalidTransition(gettext_noop("%(mbr)s is %(status)s; it cannot become %(to)s."),
+                                params={"mbr": str(mbr), "status": mbr.get_status_display().lower(),
+                                        "to": MbrStatus(to).label.lower()})
     old = mbr.status
     mbr.status = to
     now = timezone.now()
@@ -570,16 +606,18 @@ def mbr_make_effective(*, actor, mbr: MasterBatchRecord, reason: str = "") -> Ma
     """New batches of the product use this version from now on; the one in force before
     is superseded in the same transaction. Running batches keep their own version."""
     if not (has_site_perm(actor, mbr.site, SitePerm.ADMIN) or has_site_perm(actor, mbr.site, SitePerm.CERTIFY)):
-        raise PermissionRefused("Only a site administrator or a qualified person makes a master batch record effective.")
+        raise PermissionRefused(gettext_noop("Only a site administrator or a qualified person makes a master batch "
+                                             "record effective."))
     with transaction.atomic():
         # Every version of the product is locked: two versions cannot become effective at once.
         versions = {m.pk: m for m in MasterBatchRecord.objects.select_for_update().filter(product_id=mbr.product_id)}
         locked = versions[mbr.pk]
         if locked.status != MbrStatus.APPROVED:
-            raise InvalidTransition(f"{locked} is {locked.get_status_display().lower()}: only an approved version can "
-                                    "become effective.")
+            raise InvalidTransition(gettext_noop("%(mbr)s is %(status)s: only an approved version can become "
+                                                 "effective."),
+                                    params={"mbr": str(locked), "status": locked.get_status_display().lower()})
         if not all(mbr_approval_state(locked).values()):
-            raise NotReady("Both approvals must be valid before the record becomes effective.")
+            raise NotReady(gettext_noop("Both approvals must be valid before the record becomes effective."))
         for other in versions.values():
             if other.status == MbrStatus.EFFECTIVE:
                 _transition(actor, other, MbrStatus.SUPERSEDED, reason=f"Superseded by version {locked.version}")
@@ -587,5 +625,6 @@ def mbr_make_effective(*, actor, mbr: MasterBatchRecord, reason: str = "") -> Ma
             with transaction.atomic():
                 _transition(actor, locked, MbrStatus.EFFECTIVE, reason=reason)
         except IntegrityError:
-            raise StaleRecord("Another version became effective at the same moment. Reload and try again.") from None
+            raise StaleRecord(gettext_noop("Another version became effective at the same moment. Reload and try "
+                                           "again.")) from None
     return locked

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from batches.isbt128 import next_din
 from batches.models import Batch, BatchState, Donation, Order, OrderStatus, Patient, Product
@@ -51,43 +52,45 @@ def site_today(site) -> dt.date:
 def _initials(value) -> str:
     text = clean_text(value, field="initials", max_length=4, required=True).upper()
     if not _INITIALS_RE.fullmatch(text):
-        raise InvalidInput("Initials: 1 to 4 characters, starting with a letter (A-Z, dots and hyphens allowed).",
-                           field="initials")
+        raise InvalidInput(gettext_noop("Initials: 1 to 4 characters, starting with a letter (A-Z, dots and hyphens "
+                                        "allowed)."), field="initials")
     return text
 
 
 def _birth_year(value, site) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput("Birth year: expected a year.", field="birth_year")
+        raise InvalidInput(gettext_noop("Birth year: expected a year."), field="birth_year")
     this_year = site_today(site).year
     if not EARLIEST_BIRTH_YEAR <= value <= this_year:
-        raise InvalidInput(f"Birth year: must be between {EARLIEST_BIRTH_YEAR} and {this_year}.", field="birth_year")
+        raise InvalidInput(gettext_noop("Birth year: must be between %(earliest)s and %(latest)s."),
+                           params={"earliest": EARLIEST_BIRTH_YEAR, "latest": this_year}, field="birth_year")
     return value
 
 
 def _code(value, *, field: str, label: str) -> str:
     text = clean_text(value, field=field, max_length=64, required=True)
     if not _CODE_RE.fullmatch(text):
-        raise InvalidInput(f"{label}: letters, digits and punctuation only, no spaces (as its barcode carries it).",
-                           field=field)
+        raise InvalidInput(gettext_noop("%(field)s: letters, digits and punctuation only, no spaces (as its barcode "
+                                        "carries it)."), params={"field": label}, field=field)
     return text
 
 
 def _decimal(value, *, field: str, label: str, low: Decimal, high: Decimal, places: int) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-        raise InvalidInput(f"{label}: expected a number.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": label}, field=field)
     try:
         number = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidInput(f"{label}: expected a number.", field=field) from None
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": label}, field=field) from None
     if not number.is_finite() or not low <= number <= high:
-        raise InvalidInput(f"{label}: must be between {low:,} and {high:,}.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: must be between %(low)s and %(high)s."),
+                           params={"field": label, "low": f"{low:,}", "high": f"{high:,}"}, field=field)
     return number.quantize(Decimal(1).scaleb(-places))
 
 
 def _date(value, *, field: str, label: str) -> dt.date:
     if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
-        raise InvalidInput(f"{label}: expected a date.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a date."), params={"field": label}, field=field)
     return value
 
 
@@ -108,17 +111,20 @@ def _clean_patient(site, values: dict) -> dict:
     if "weight_measured_on" in values:
         day = _date(values["weight_measured_on"], field="weight_measured_on", label="Weight measured on")
         if day > site_today(site):
-            raise InvalidInput("Weight measured on: the date is in the future.", field="weight_measured_on")
+            raise InvalidInput(gettext_noop("Weight measured on: the date is in the future."), field="weight_measured_on")
         out["weight_measured_on"] = day
     return out
 
 
 def _duplicate(site, *, exclude_pk=None, **values) -> None:
-    for field, label in (("hospital_record_number", "hospital record number"), ("wristband_code", "wristband code")):
+    for field, message in (
+        ("hospital_record_number", gettext_noop("Patient %(patient)s already has this hospital record number.")),
+        ("wristband_code", gettext_noop("Patient %(patient)s already has this wristband code.")),
+    ):
         if field in values:
             clash = Patient.objects.filter(site=site, **{field: values[field]}).exclude(pk=exclude_pk).first()
             if clash is not None:
-                raise InvalidInput(f"Patient {clash.pseudonym} already has this {label}.", field=field)
+                raise InvalidInput(message, params={"patient": clash.pseudonym}, field=field)
 
 
 def patient_content(patient: Patient) -> dict:
@@ -145,7 +151,8 @@ def patient_create(*, actor, site, initials, birth_year, hospital_record_number,
             with transaction.atomic():
                 patient = Patient.objects.create(site=site, pseudonym=pseudonym, **values)
         except IntegrityError:
-            raise InvalidInput("Another coordinator registered this patient at the same moment: reload.") from None
+            raise InvalidInput(gettext_noop("Another coordinator registered this patient at the same moment: "
+                                            "reload.")) from None
         audit_record(actor=actor, action=Action.CREATE, obj=patient, changes=patient_content(patient))
     return patient
 
@@ -154,22 +161,23 @@ def patient_update(*, actor, patient: Patient, reason: str, expected_version: in
     """Correct a patient's data: with a reason, and only if nobody changed it meanwhile."""
     unknown = set(values) - set(PATIENT_FIELDS)
     if unknown:
-        raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+        raise InvalidInput(gettext_noop("These fields cannot be changed: %(fields)s."),
+                           params={"fields": ", ".join(sorted(unknown))})
     require_site_perm(actor, patient.site, SitePerm.PATIENTS, action="change patients")
     reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
     cleaned = _clean_patient(patient.site, values)
     with transaction.atomic():
         locked = Patient.objects.select_for_update().get(pk=patient.pk)
         if locked.version != expected_version:
-            raise StaleRecord(f"Patient {locked.pseudonym} was changed since you opened it: nothing was saved. "
-                              "Reload to see the current data.")
+            raise StaleRecord(gettext_noop("Patient %(patient)s was changed since you opened it: nothing was saved. "
+                                           "Reload to see the current data."), params={"patient": locked.pseudonym})
         _duplicate(locked.site, exclude_pk=locked.pk, **cleaned)
         before = patient_content(locked)
         for key, value in cleaned.items():
             setattr(locked, key, value)
         changes = diff_fields(before, patient_content(locked))
         if not changes:
-            raise InvalidInput("Nothing was changed.")
+            raise InvalidInput(gettext_noop("Nothing was changed."))
         locked.version += 1
         locked.save()
         changes["version"] = {"old": before["version"], "new": locked.version}
@@ -196,7 +204,7 @@ def _clean_order(site, values: dict) -> dict:
     if "product" in values:
         product = values["product"]
         if not isinstance(product, Product) or product.site_id != site.pk:
-            raise InvalidInput("Choose a product of this site.", field="product")
+            raise InvalidInput(gettext_noop("Choose a product of this site."), field="product")
         out["product"] = product
     if "indication" in values:
         out["indication"] = clean_text(values["indication"], field="indication", max_length=200, required=True)
@@ -206,7 +214,7 @@ def _clean_order(site, values: dict) -> dict:
     if "physician_email" in values:
         email = clean_text(values["physician_email"], field="physician_email", max_length=254)
         if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
-            raise InvalidInput("Physician e-mail: not an e-mail address.", field="physician_email")
+            raise InvalidInput(gettext_noop("Physician e-mail: not an e-mail address."), field="physician_email")
         out["physician_email"] = email
     if "target_dose_cells_per_kg" in values:
         out["target_dose_cells_per_kg"] = _decimal(
@@ -224,7 +232,8 @@ def _clean_order(site, values: dict) -> dict:
 
 def _check_order_dates(collection: dt.date, infusion: dt.date | None) -> None:
     if infusion is not None and infusion < collection:
-        raise InvalidInput("Planned infusion date: before the planned collection.", field="planned_infusion_date")
+        raise InvalidInput(gettext_noop("Planned infusion date: before the planned collection."),
+                           field="planned_infusion_date")
 
 
 def order_create(*, actor, patient: Patient, product, indication, treating_physician, target_dose_cells_per_kg,
@@ -249,26 +258,29 @@ def order_update(*, actor, order: Order, reason: str, expected_version: int, **v
     """Change an order with a reason. The product is fixed once the collection is registered."""
     unknown = set(values) - set(ORDER_FIELDS)
     if unknown:
-        raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+        raise InvalidInput(gettext_noop("These fields cannot be changed: %(fields)s."),
+                           params={"fields": ", ".join(sorted(unknown))})
     require_site_perm(actor, order.site, SitePerm.PATIENTS, action="change orders")
     reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
     cleaned = _clean_order(order.site, values)
     with transaction.atomic():
         locked = Order.objects.select_for_update().select_related("patient", "product").get(pk=order.pk)
         if locked.version != expected_version:
-            raise StaleRecord(f"Order {locked.number} was changed since you opened it: nothing was saved. "
-                              "Reload to see the current data.")
+            raise StaleRecord(gettext_noop("Order %(order)s was changed since you opened it: nothing was saved. "
+                                           "Reload to see the current data."), params={"order": locked.number})
         if locked.status in (OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.INFUSED):
-            raise InvalidTransition(f"Order {locked.number} is {locked.get_status_display().lower()}: it is closed.")
+            raise InvalidTransition(gettext_noop("Order %(order)s is %(status)s: it is closed."),
+                                    params={"order": locked.number, "status": locked.get_status_display().lower()})
         if "product" in cleaned and cleaned["product"].pk != locked.product_id and locked.status != OrderStatus.REGISTERED:
-            raise InvalidTransition("The product cannot change once the collection is registered.", field="product")
+            raise InvalidTransition(gettext_noop("The product cannot change once the collection is registered."),
+                                    field="product")
         before = order_content(locked)
         for key, value in cleaned.items():
             setattr(locked, key, value)
         _check_order_dates(locked.planned_collection_date, locked.planned_infusion_date)
         changes = diff_fields(before, order_content(locked))
         if not changes:
-            raise InvalidInput("Nothing was changed.")
+            raise InvalidInput(gettext_noop("Nothing was changed."))
         locked.version += 1
         locked.save()
         changes["version"] = {"old": before["version"], "new": locked.version}
@@ -285,15 +297,17 @@ def order_cancel(*, actor, order: Order, reason: str, expected_version: int) -> 
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
         if locked.version != expected_version:
-            raise StaleRecord(f"Order {locked.number} was changed since you opened it: nothing was saved. "
-                              "Reload to see the current data.")
+            raise StaleRecord(gettext_noop("Order %(order)s was changed since you opened it: nothing was saved. "
+                                           "Reload to see the current data."), params={"order": locked.number})
         if locked.status in (OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.INFUSED):
-            raise InvalidTransition(f"Order {locked.number} is {locked.get_status_display().lower()}: it is closed.")
+            raise InvalidTransition(gettext_noop("Order %(order)s is %(status)s: it is closed."),
+                                    params={"order": locked.number, "status": locked.get_status_display().lower()})
         batch = Batch.objects.select_for_update().filter(order=locked).first()
         if batch is not None and batch.state != BatchState.PLANNED:
             raise InvalidTransition(
-                f"Order {locked.number} cannot be cancelled: batch {batch.number} has started "
-                f"({batch.get_state_display().lower()}). A qualified person decides what happens to a started batch."
+                gettext_noop("Order %(order)s cannot be cancelled: batch %(batch)s has started (%(state)s). A qualified "
+                             "person decides what happens to a started batch."),
+                params={"order": locked.number, "batch": batch.number, "state": batch.get_state_display().lower()},
             )
         if batch is not None:
             batch_transition(actor=actor, batch=batch, to_state=BatchState.CANCELLED,
@@ -329,13 +343,14 @@ def donation_register(*, actor, order: Order, collection_date=None) -> Donation:
     collection_date = collection_date or order.planned_collection_date
     collection_date = _date(collection_date, field="collection_date", label="Collection date")
     if abs((collection_date - day).days) > 7:
-        raise InvalidInput("Collection date: register the collection within a week of the day of apheresis.",
-                           field="collection_date")
+        raise InvalidInput(gettext_noop("Collection date: register the collection within a week of the day of "
+                                        "apheresis."), field="collection_date")
     with transaction.atomic():
         locked = Order.objects.select_for_update().select_related("patient", "product").get(pk=order.pk)
         if locked.status != OrderStatus.REGISTERED or Donation.objects.filter(order=locked).exists():
-            raise InvalidTransition(f"The collection of order {locked.number} is already registered "
-                                    f"(the order is {locked.get_status_display().lower()}).")
+            raise InvalidTransition(gettext_noop("The collection of order %(order)s is already registered (the order "
+                                                 "is %(status)s)."),
+                                    params={"order": locked.number, "status": locked.get_status_display().lower()})
         # The DIN's year is the facility's calendar year, as on its labels.
         sequence = next_number(site=site, key=DIN_COUNTER_KEY, year=day.year)
         din = next_din(site.facility_identification_number, day.year, sequence - 1)
