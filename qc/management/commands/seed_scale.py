@@ -4,14 +4,20 @@
     manage.py seed_scale --batches 40 --audit-events 2000 --sites 2  (what the tests use)
 
 Sites, people and roles go through the services (so memberships and object permissions
-are real); everything else is written with ``bulk_create``: per site a product, an
-effective specification and master batch record, and batches spread over every state
-with their patient, order and donation, step records with performer (and verifier)
-signatures, QC results, deviations and certifications. The audit trail gets the asked
-number of events spread over the sites' chains — the creation, signing and release
-events of those records first, then routine events (exports, logins, views) — each
-sealed by ``carmfg.audit.services.event_seal`` exactly as ``audit_record`` seals it, so
+are real); everything else is written in bulk: per site a product, an effective
+specification and master batch record, and batches spread over every state with their
+patient, order and donation, step records with performer (and verifier) signatures, QC
+results, deviations and certifications. The audit trail gets the asked number of events
+spread over the sites' chains — the creation, signing and release events of those
+records first, then routine events (exports, logins, views) — each sealed by
+``carmfg.audit.services.event_seal`` exactly as ``audit_record`` seals it, so
 ``verify_audit_chain`` finds every chain intact.
+
+On PostgreSQL the bulk rows go in with ``COPY`` (primary keys taken from the tables' own
+sequences first; every value converted by its field's ``get_db_prep_save``, as an INSERT
+converts it), and audit events are never model instances: a slotted row object that
+borrows ``AuditEvent.hash_payload`` is sealed by ``event_seal`` and copied. Elsewhere
+(SQLite, the tests) the same objects go through ``bulk_create``.
 
 The records are not made through the GMP services (that would take days at this size),
 so the command refuses to run with ``CARMFG_ENV=production``.
@@ -33,7 +39,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.contenttypes.models import ContentType
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import connection, connections, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from batches.isbt128 import next_din
@@ -76,6 +83,10 @@ from qc.models import (
 from qc.spec_data import ARI_0001_LIKE, definition_rows
 
 CHUNK = 5000
+# The columns of an audit event that a seeded event sets (its id comes from the table's sequence).
+AUDIT_COLUMNS = ("chain", "seq", "occurred_at", "actor_id", "actor_username", "actor_name", "site_id", "action",
+                 "object_type", "object_id", "object_repr", "root_type", "root_id", "changes", "reason", "request_id",
+                 "prev_hash", "hash", "canonical")
 
 # Share of batches per state: most history is released; a working day has some in flight.
 STATE_WEIGHTS = [
@@ -119,6 +130,89 @@ def chunks(items: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
     it = iter(items)
     while block := list(itertools.islice(it, size)):
         yield block
+
+
+class SeedEvent:
+    """An audit event's columns without a model instance (a million AuditEvent instances
+    cost minutes). ``hash_payload`` is AuditEvent's own, so ``event_seal`` seals it
+    exactly as it seals an AuditEvent."""
+
+    __slots__ = ("id", *AUDIT_COLUMNS)
+    hash_payload = AuditEvent.hash_payload
+    id: int  # 0 until written
+    chain: int
+    seq: int
+    occurred_at: dt.datetime
+    actor_id: int | None
+    site_id: int | None
+    changes: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def __init__(self, **values: Any) -> None:
+        self.id = 0
+        for name in AUDIT_COLUMNS:
+            setattr(self, name, values.get(name, ""))
+
+
+def _next_ids(model: type[Model], n: int) -> list[int]:
+    """``n`` primary keys from the table's own sequence (PostgreSQL), in one round trip."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                       [model._meta.db_table, model._meta.pk.column, n])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _copy(model: type[Model], columns: list[str], rows: Iterable[list[Any]]) -> None:
+    quote = connection.ops.quote_name
+    sql = f"COPY {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def insert_objects(model: type[Model], objs: list[Any]) -> None:
+    """What ``bulk_create(objs)`` does here: rows inserted, primary keys set on the
+    objects, no signals. On PostgreSQL by COPY."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create(objs, batch_size=CHUNK)
+        return
+    db = connections[connection.alias]  # not the thread-local proxy: it is asked once per value
+    fields = list(model._meta.concrete_fields)
+    pk = model._meta.pk
+    for block in chunks(objs):
+        for obj, new_id in zip(block, _next_ids(model, len(block)), strict=True):
+            setattr(obj, pk.attname, new_id)
+        _copy(model, [str(f.column) for f in fields],
+              ([f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields] for obj in block))
+        for obj in block:
+            obj._state.adding, obj._state.db = False, db.alias
+
+
+def insert_events(events: list[SeedEvent]) -> None:
+    """Write sealed events and set their ``id``."""
+    if not events:
+        return
+    if connection.vendor != "postgresql":
+        made = AuditEvent.objects.bulk_create(
+            [AuditEvent(**{name: getattr(e, name) for name in AUDIT_COLUMNS}) for e in events], batch_size=CHUNK)
+        for event, saved in zip(events, made, strict=True):
+            event.id = saved.pk
+        return
+    db = connections[connection.alias]
+    changes = AuditEvent._meta.get_field("changes")
+    at = 1 + AUDIT_COLUMNS.index("changes")
+    for event, new_id in zip(events, _next_ids(AuditEvent, len(events)), strict=True):
+        event.id = new_id
+
+    def row(e: SeedEvent) -> list[Any]:
+        values = [e.id, *(getattr(e, name) for name in AUDIT_COLUMNS)]
+        values[at] = changes.get_db_prep_save(e.changes, db)
+        return values
+
+    _copy(AuditEvent, ["id", *AUDIT_COLUMNS], (row(e) for e in events))
 
 
 class Command(BaseCommand):
@@ -236,20 +330,19 @@ class Command(BaseCommand):
                 started_at=created + dt.timedelta(hours=2) if state in STARTED else None,
                 completed_at=created + dt.timedelta(days=9) if state in COMPLETE else None,
                 state_before_hold=BatchState.IN_PROCESS if state == BatchState.ON_HOLD else ""))
-        Patient.objects.bulk_create(patients, batch_size=CHUNK)
+        insert_objects(Patient, patients)
         for order, patient in zip(orders, patients, strict=True):
             order.patient = patient
-        Order.objects.bulk_create(orders, batch_size=CHUNK)
+        insert_objects(Order, orders)
         for donation, order in zip(donations, orders, strict=True):
             donation.order = order
-        Donation.objects.bulk_create(donations, batch_size=CHUNK)
+        insert_objects(Donation, donations)
         for batch, order, donation in zip(batches, orders, donations, strict=True):
             batch.order, batch.donation = order, donation
-        Batch.objects.bulk_create(batches, batch_size=CHUNK)  # no signals: pins below
-        BatchSpecification.objects.bulk_create(
-            (BatchSpecification(batch=b, specification=ctx["spec"]) for b in batches), batch_size=CHUNK)
+        insert_objects(Batch, batches)  # no signals: pins below
+        insert_objects(BatchSpecification, [BatchSpecification(batch=b, specification=ctx["spec"]) for b in batches])
 
-        events: list[AuditEvent] = []
+        events: list[SeedEvent] = []
         for batch in batches:
             events.append(self._event(ctx, people["coord"], Action.CREATE, batch, batch.created_at,
                                       {"number": batch.number, "state": BatchState.PLANNED}))
@@ -265,16 +358,16 @@ class Command(BaseCommand):
             made[key] = made.get(key, 0) + value
         return written
 
-    def _event(self, ctx, actor, action, obj, when, changes, root=None) -> AuditEvent:
+    def _event(self, ctx, actor, action, obj, when, changes, root=None) -> SeedEvent:
         root = root or obj
-        return AuditEvent(
-            chain=ctx["site"].pk, occurred_at=when, actor=actor, actor_username=actor.username,
-            actor_name=actor.get_full_name(), site=ctx["site"], action=action,
+        return SeedEvent(
+            chain=ctx["site"].pk, occurred_at=when, actor_id=actor.pk, actor_username=actor.username,
+            actor_name=actor.get_full_name(), site_id=ctx["site"].pk, action=action,
             object_type=f"{obj._meta.app_label}.{obj._meta.model_name}", object_id=str(obj.pk), object_repr=str(obj)[:300],
             root_type=f"{root._meta.app_label}.{root._meta.model_name}", root_id=str(root.pk), changes=changes, reason="",
         )
 
-    def _steps(self, ctx, batches: list[Batch], events: list[AuditEvent]) -> list[StepRecord]:
+    def _steps(self, ctx, batches: list[Batch], events: list[SeedEvent]) -> list[StepRecord]:
         rng, steps, tech = self.rng, ctx["steps"], ctx["people"]["tech"]
         records = []
         for batch in batches:
@@ -291,14 +384,14 @@ class Command(BaseCommand):
                     site=ctx["site"], batch=batch, definition=definition, occurrence=1, value=value,
                     unit=definition.unit, limit_result=LimitResult.WITHIN if value is not None else LimitResult.NONE,
                     performed_by=tech, performed_at=begun + dt.timedelta(hours=6 * k)))
-        StepRecord.objects.bulk_create(records, batch_size=CHUNK)
+        insert_objects(StepRecord, records)
         for record in records:
             events.append(self._event(ctx, tech, Action.CREATE, record, record.performed_at,
                                       {"value": None if record.value is None else str(record.value), "unit": record.unit},
                                       root=record.batch))
         return records
 
-    def _signatures(self, ctx, records: list[StepRecord], events: list[AuditEvent]) -> list[tuple[Signature, AuditEvent]]:
+    def _signatures(self, ctx, records: list[StepRecord], events: list[SeedEvent]) -> list[tuple[Signature, SeedEvent]]:
         """Performer (and, where needed, verifier) signatures; each with its SIGN event."""
         from carmfg.canonical import content_hash
 
@@ -319,7 +412,7 @@ class Command(BaseCommand):
                                         content_hash=digest), event))
         return pairs
 
-    def _results(self, ctx, batches: list[Batch], events: list[AuditEvent]) -> list[TestResult]:
+    def _results(self, ctx, batches: list[Batch], events: list[SeedEvent]) -> list[TestResult]:
         analyst, reviewer = ctx["people"]["qc"], ctx["people"]["verifier"]
         results = []
         for batch in batches:
@@ -338,14 +431,14 @@ class Command(BaseCommand):
                     status=ResultStatus.REVIEWED if reviewed else ResultStatus.ENTERED, entered_by=analyst,
                     entered_at=entered, reviewed_by=reviewer if reviewed else None,
                     reviewed_at=entered + dt.timedelta(hours=4) if reviewed else None))
-        TestResult.objects.bulk_create(results, batch_size=CHUNK)
+        insert_objects(TestResult, results)
         for result in results:
             events.append(self._event(ctx, analyst, Action.CREATE, result, result.entered_at,
                                       {"test": result.test.code, "value": None if result.value is None else str(result.value)},
                                       root=result.batch))
         return results
 
-    def _deviations(self, ctx, batches: list[Batch], events: list[AuditEvent]) -> list[Deviation]:
+    def _deviations(self, ctx, batches: list[Batch], events: list[SeedEvent]) -> list[Deviation]:
         rng, tech = self.rng, ctx["people"]["tech"]
         deviations: list[Deviation] = []
         for batch in batches:
@@ -361,14 +454,14 @@ class Command(BaseCommand):
                 title="Incubator door alarm during expansion", description="Door alarm for 3 min on day 6; "
                 "temperature stayed within 37 ± 1 °C.", raised_by=tech, raised_at=begun + dt.timedelta(days=6),
                 closed_at=begun + dt.timedelta(days=12) if closed else None))
-        Deviation.objects.bulk_create(deviations, batch_size=CHUNK)
+        insert_objects(Deviation, deviations)
         for deviation in deviations:
             events.append(self._event(ctx, tech, Action.CREATE, deviation, deviation.raised_at,
                                       {"title": deviation.title, "classification": deviation.classification},
                                       root=deviation.batch))
         return deviations
 
-    def _certifications(self, ctx, batches: list[Batch], events: list[AuditEvent]) -> list[Certification]:
+    def _certifications(self, ctx, batches: list[Batch], events: list[SeedEvent]) -> list[Certification]:
         qp = ctx["people"]["qp"]
         certifications = []
         for batch in batches:
@@ -384,7 +477,7 @@ class Command(BaseCommand):
                     site=ctx["site"], batch=batch, kind=kind, decision=decision, checklist={"items": [], "scale": True},
                     pending_tests=[], specification=ctx["spec"], qp=qp,
                     signed_at=completed + dt.timedelta(days=1 + 14 * offset)))
-        Certification.objects.bulk_create(certifications, batch_size=CHUNK)
+        insert_objects(Certification, certifications)
         for cert in certifications:
             events.append(self._event(ctx, qp, Action.SIGN, cert, cert.signed_at,
                                       {"kind": cert.kind, "decision": cert.decision}, root=cert.batch))
@@ -392,30 +485,25 @@ class Command(BaseCommand):
 
     # --- the audit trail -------------------------------------------------------------------------
 
-    def _write_events(self, ctx, events: list[AuditEvent], signatures: list[tuple[Signature, AuditEvent]]) -> int:
+    def _write_events(self, ctx, events: list[SeedEvent], signatures: list[tuple[Signature, SeedEvent]]) -> int:
         """Append ``events`` to the site's chain in time order, sealed as audit_record seals them."""
         events.sort(key=lambda e: e.occurred_at)
         self._append(ctx["site"].pk, events)
-        kept = {id(e) for e in events}
-        Signature.objects.bulk_create(
-            (self._linked(sig, event) for sig, event in signatures if id(event) in kept), batch_size=CHUNK)
+        for signature, event in signatures:
+            signature.audit_event_id = event.id
+        insert_objects(Signature, [signature for signature, _ in signatures])
         return len(events)
 
-    @staticmethod
-    def _linked(signature: Signature, event: AuditEvent) -> Signature:
-        signature.audit_event = event
-        return signature
-
-    def _append(self, chain: int, events: list[AuditEvent]) -> None:
+    def _append(self, chain: int, events: Iterable[SeedEvent]) -> None:
         head = ChainHead.objects.select_for_update().filter(chain=chain).first()
         seq, prev = (head.seq, head.hash) if head else (0, "0" * 64)
         for block in chunks(events):
             for event in block:
                 seq += 1
                 event.seq, event.prev_hash = seq, prev
-                event_seal(event)
+                event_seal(event)  # duck-typed: AuditEvent's hash_payload, see SeedEvent
                 prev = event.hash
-            AuditEvent.objects.bulk_create(block)
+            insert_events(block)
         ChainHead.objects.update_or_create(chain=chain, defaults={"seq": seq, "hash": prev})
 
     def _filler_events(self, sites: list[dict[str, Any]], total: int) -> None:
@@ -430,14 +518,14 @@ class Command(BaseCommand):
             start = self.now - dt.timedelta(days=1)
             step = dt.timedelta(days=1) / max(count, 1)
 
-            def gen(ctx=ctx, count=count, batch_ids=batch_ids, people=people, start=start, step=step) -> Iterator[AuditEvent]:
+            def gen(ctx=ctx, count=count, batch_ids=batch_ids, people=people, start=start, step=step) -> Iterator[SeedEvent]:
                 for k in range(count):
                     actor = rng.choice(people)
                     pk, number = rng.choice(batch_ids)
                     action = rng.choice([Action.VIEW_EXPORT, Action.LOGIN, Action.LOGOUT, Action.PRINT])
-                    yield AuditEvent(
-                        chain=ctx["site"].pk, occurred_at=start + step * k, actor=actor,
-                        actor_username=actor.username, actor_name=actor.get_full_name(), site=ctx["site"],
+                    yield SeedEvent(
+                        chain=ctx["site"].pk, occurred_at=start + step * k, actor_id=actor.pk,
+                        actor_username=actor.username, actor_name=actor.get_full_name(), site_id=ctx["site"].pk,
                         action=action, object_type="batches.batch" if action in (Action.VIEW_EXPORT, Action.PRINT) else "",
                         object_id=str(pk) if action in (Action.VIEW_EXPORT, Action.PRINT) else "",
                         object_repr=number if action in (Action.VIEW_EXPORT, Action.PRINT) else "",
@@ -446,4 +534,4 @@ class Command(BaseCommand):
                         changes={"format": "csv"} if action == Action.VIEW_EXPORT else {}, reason="",
                         request_id=f"{rng.getrandbits(64):016x}")
 
-            self._append(ctx["site"].pk, list(gen()))
+            self._append(ctx["site"].pk, gen())
