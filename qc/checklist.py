@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.contrib.contenttypes.models import ContentType
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_noop
 
 from batches.models import (
     Batch,
@@ -77,14 +79,19 @@ from qc.models import (
     TestResult,
 )
 from qc.selectors import BatchQc, batch_test_status
+from qc.texts import Lowered, Text, english_of, joined, text_of
 
 OK, FAILED, NOT_APPLICABLE = "ok", "failed", "not_applicable"
 MAX_DETAILS = 8
 DOSE_CALCULATION = "dose_per_kg"
+PROVISIONAL_TITLE = Text(gettext_noop("Provisional certification"))
 
 
 @dataclass(frozen=True)
 class ChecklistItem:
+    """Title, message and details are English (``qc.texts.Text``): the certification keeps
+    them so; the ``*_text`` properties are what the release page shows, in the reader's language."""
+
     code: str
     title: str
     status: str
@@ -95,6 +102,24 @@ class ChecklistItem:
     @property
     def ok(self) -> bool:
         return self.status != FAILED
+
+    @property
+    def title_text(self) -> str:
+        return text_of(self.title)
+
+    @property
+    def message_text(self) -> str:
+        return text_of(self.message)
+
+    @property
+    def details_text(self) -> list[str]:
+        return [text_of(d) for d in self.details]
+
+    def as_record(self) -> dict:
+        """The item as stored and hashed: plain English strings."""
+        return {"code": self.code, "title": english_of(self.title), "status": self.status,
+                "message": english_of(self.message), "details": [english_of(d) for d in self.details],
+                "link": self.link}
 
 
 @dataclass
@@ -118,7 +143,7 @@ class Checklist:
 
     def snapshot(self) -> list[dict]:
         """What the certification keeps: the items as the QP saw them."""
-        return [{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(item).items()} for item in self.items]
+        return [item.as_record() for item in self.items]
 
     @property
     def fingerprint(self) -> str:
@@ -134,13 +159,14 @@ def _url(name: str, *args) -> str:
         return ""
 
 
-def _item(code: str, title: str, problems: list[str], ok_message: str, *, link: str = "",
+def _item(code: str, title: str, problems: Sequence[str], ok_message: str, *, link: str = "",
           failed_message: str = "") -> ChecklistItem:
+    title = Text(title)
     if not problems:
         return ChecklistItem(code, title, OK, ok_message, link=link)
     message = failed_message or problems[0]
     extra = len(problems) - MAX_DETAILS
-    details = tuple(problems[:MAX_DETAILS]) + ((f"… and {extra} more.",) if extra > 0 else ())
+    details = tuple(problems[:MAX_DETAILS]) + ((Text(gettext_noop("… and %(n)s more."), {"n": extra}),) if extra > 0 else ())
     return ChecklistItem(code, title, FAILED, message, details=details, link=link)
 
 
@@ -179,27 +205,32 @@ def _identity(batch: Batch) -> ChecklistItem:
     problems = []
     intake = intake_for_donation(donation)
     if intake is None:
-        problems.append("No apheresis intake is recorded for this donation.")
+        problems.append(Text(gettext_noop("No apheresis intake is recorded for this donation.")))
     elif intake.outcome not in (IntakeOutcome.ACCEPTED, IntakeOutcome.ACCEPTED_WITH_DEVIATION):
-        problems.append(f"The apheresis intake is {intake.get_outcome_display().lower()}, not accepted.")
+        problems.append(Text(gettext_noop("The apheresis intake is %(outcome)s, not accepted."),
+                             {"outcome": Lowered(intake.get_outcome_display())}))
     labels = label_reconciliation(donation)
     if not labels.balanced:
-        problems.append(f"Label reconciliation: {labels.printed} printed ≠ {labels.applied} applied + "
-                        f"{labels.destroyed} destroyed; not accounted for: {', '.join(labels.outstanding)}.")
+        problems.append(Text(gettext_noop("Label reconciliation: %(printed)s printed ≠ %(applied)s applied + "
+                                          "%(destroyed)s destroyed; not accounted for: %(outstanding)s."),
+                             {"printed": labels.printed, "applied": labels.applied, "destroyed": labels.destroyed,
+                              "outstanding": ", ".join(labels.outstanding)}))
     if not Label.objects.filter(donation=donation, container_type=ContainerType.FINAL_PRODUCT_BAG,
                                 status=LabelStatus.APPLIED).exists():
-        problems.append("No final product bag label is recorded as applied.")
+        problems.append(Text(gettext_noop("No final product bag label is recorded as applied.")))
     if not custody_event_list_for_donation(donation).filter(step=CustodyStep.RECEIPT).exists():
-        problems.append("The receipt of the apheresis material at the facility was never scanned.")
+        problems.append(Text(gettext_noop("The receipt of the apheresis material at the facility was never scanned.")))
     for event in unresolved_mismatches(batch):
         changes = event.changes if isinstance(event.changes, dict) else {}
-        problems.append(
-            f"Blocked scan at {changes.get('step') or changes.get('context') or 'a handoff'} "
-            f"({event.occurred_at:%Y-%m-%d %H:%M} UTC): {changes.get('cause', 'mismatch')} — no matching scan since."
-        )
-    ok = (f"DIN {donation.din}: intake accepted; labels printed {labels.printed} = applied {labels.applied} + "
-          f"destroyed {labels.destroyed}; no unresolved mismatch.")
-    return _item("identity", "Chain of identity", problems, ok,
+        problems.append(Text(
+            gettext_noop("Blocked scan at %(where)s (%(at)s UTC): %(cause)s — no matching scan since."),
+            {"where": changes.get("step") or changes.get("context") or Text(gettext_noop("a handoff")),
+             "at": f"{event.occurred_at:%Y-%m-%d %H:%M}", "cause": changes["cause"] if "cause" in changes else Text(gettext_noop("mismatch"))},
+        ))
+    ok = Text(gettext_noop("DIN %(din)s: intake accepted; labels printed %(printed)s = applied %(applied)s + "
+                           "destroyed %(destroyed)s; no unresolved mismatch."),
+              {"din": donation.din, "printed": labels.printed, "applied": labels.applied, "destroyed": labels.destroyed})
+    return _item("identity", gettext_noop("Chain of identity"), problems, ok,
                  link=_url("batches:coi_timeline", donation.pk) or _url("batches:batch_detail", batch.pk))
 
 
@@ -229,12 +260,14 @@ def _steps(batch: Batch) -> ChecklistItem:
     for state in plan.steps:
         for record_state in state.records:
             if record_state.record.status == StepStatus.BLOCKED:
-                problems.append(f"{state.definition.stage.name} · {state.definition.title}: blocked.")
-    ok = f"All {plan.steps_total} steps of {batch.mbr} recorded, signed and verified where required."
-    return _item("steps", "Manufacturing steps", problems, ok, link=_url("batches:batch_detail", batch.pk))
+                problems.append(Text(gettext_noop("%(stage)s · %(step)s: blocked."),
+                                     {"stage": state.definition.stage.name, "step": state.definition.title}))
+    ok = Text(gettext_noop("All %(n)s steps of %(mbr)s recorded, signed and verified where required."),
+              {"n": plan.steps_total, "mbr": str(batch.mbr)})
+    return _item("steps", gettext_noop("Manufacturing steps"), problems, ok, link=_url("batches:batch_detail", batch.pk))
 
 
-def _signature_problems(label: str, sigs: list[Signature], current_hash: str, *, skip: frozenset = frozenset()) -> list[str]:
+def _signature_problems(label: str, sigs: list[Signature], current_hash: str, *, skip: frozenset = frozenset()) -> list[Text]:
     problems = []
     by_meaning: dict[str, list[Signature]] = defaultdict(list)
     for sig in sigs:
@@ -243,13 +276,16 @@ def _signature_problems(label: str, sigs: list[Signature], current_hash: str, *,
         if meaning in skip:
             continue
         active = [s for s in group if s.voided_at is None]
-        name = Meaning(meaning).label if meaning in Meaning.values else meaning
+        name = Text(Meaning(meaning).label) if meaning in Meaning.values else meaning
         if any(s.content_hash != current_hash for s in active):
-            problems.append(f"{label}: the “{name}” signature no longer matches the record (changed after signing).")
+            problems.append(Text(gettext_noop("%(record)s: the “%(meaning)s” signature no longer matches the record "
+                                              "(changed after signing)."), {"record": label, "meaning": name}))
         elif not active:
             last = group[-1]
-            problems.append(f"{label}: the “{name}” signature of {last.signer_name} was voided "
-                            f"({last.void_reason or 'no reason given'}) and not given again.")
+            problems.append(Text(gettext_noop("%(record)s: the “%(meaning)s” signature of %(signer)s was voided "
+                                              "(%(reason)s) and not given again."),
+                                 {"record": label, "meaning": name, "signer": last.signer_name,
+                                  "reason": last.void_reason or Text(gettext_noop("no reason given"))}))
     return problems
 
 
@@ -266,20 +302,23 @@ def _signatures(batch: Batch, records: list[StepRecord], step_sigs: dict[str, li
         # Invalidating a result voids its entry signature by design; the invalidation
         # itself carries the reviewer's signature, checked like any other.
         skip = frozenset({Meaning.PERFORMED}) if result.status == ResultStatus.INVALIDATED else frozenset()
-        problems += _signature_problems(f"{result.test.name} result {result.display_value}",
+        problems += _signature_problems(Text(gettext_noop("%(test)s result %(value)s"),
+                                             {"test": result.test.name, "value": result.display_value}),
                                         result_sigs.get(str(result.pk), []), signable_hash(result), skip=skip)
     investigations = list(OosInvestigation.objects.filter(result__batch=batch).select_related("result__test"))
     oos_sigs = _signatures_by_record(OosInvestigation, [i.pk for i in investigations])
     for inv in investigations:
-        problems += _signature_problems(f"OOS investigation of {inv.result.test.name}", oos_sigs.get(str(inv.pk), []),
+        problems += _signature_problems(Text(gettext_noop("OOS investigation of %(test)s"), {"test": inv.result.test.name}),
+                                        oos_sigs.get(str(inv.pk), []),
                                         signable_hash(inv))
     certifications = list(Certification.objects.filter(batch=batch))
     cert_sigs = _signatures_by_record(Certification, [c.pk for c in certifications])
     for cert in certifications:
         problems += _signature_problems(str(cert), cert_sigs.get(str(cert.pk), []), signable_hash(cert))
     counted = sum(len(v) for v in step_sigs.values()) + sum(len(v) for v in result_sigs.values())
-    return _item("signatures", "Signatures", problems,
-                 f"{counted} signatures on steps and results checked against the records: none voided or invalid.",
+    return _item("signatures", gettext_noop("Signatures"), problems,
+                 Text(gettext_noop("%(n)s signatures on steps and results checked against the records: "
+                                   "none voided or invalid."), {"n": counted}),
                  link=_url("audit_list") and f"{_url('audit_list')}?action=void")
 
 
@@ -288,18 +327,30 @@ def _signatures(batch: Batch, records: list[StepRecord], step_sigs: dict[str, li
 
 def _deviations(batch: Batch) -> ChecklistItem:
     open_ones = open_blocking_deviations(batch)
-    problems = [f"{d.number} ({d.get_classification_display().lower()}, {d.get_status_display().lower()}): {d.title}"
+    problems = [Text("%(number)s (%(class)s, %(status)s): %(title)s",
+                     {"number": d.number, "class": Lowered(d.get_classification_display()),
+                      "status": Lowered(d.get_status_display()), "title": d.title})
                 for d in open_ones]
     others = list(Deviation.objects.filter(batch=batch).values_list("number", "classification", "status"))
     minor_open = [n for n, c, s in others if c == DeviationClass.MINOR and s != DeviationStatus.CLOSED]
     closed = [n for n, _c, s in others if s == DeviationStatus.CLOSED]
-    ok = "No major or critical deviation is open"
-    if minor_open or closed:
-        ok += f" ({len(minor_open)} minor open{': ' + ', '.join(minor_open) if minor_open else ''}; {len(closed)} closed)"
+    if minor_open:
+        ok = Text(gettext_noop("No major or critical deviation is open (%(minor)s minor open: %(numbers)s; "
+                               "%(closed)s closed)."),
+                  {"minor": len(minor_open), "numbers": ", ".join(minor_open), "closed": len(closed)})
+    elif closed:
+        ok = Text(gettext_noop("No major or critical deviation is open (0 minor open; %(closed)s closed)."),
+                  {"closed": len(closed)})
+    else:
+        ok = Text(gettext_noop("No major or critical deviation is open."))
     link = _url("batches:deviation_detail", open_ones[0].pk) if open_ones else _url("batches:deviation_list")
-    return _item("deviations", "Deviations", problems, ok + ".", link=link,
-                 failed_message=(f"{'One major or critical deviation is' if len(problems) == 1 else f'{len(problems)} major or critical deviations are'} "
-                                 f"open: {'; '.join(problems)}") if problems else "")
+    failed = ""
+    if len(problems) == 1:
+        failed = Text(gettext_noop("One major or critical deviation is open: %(list)s"), {"list": problems[0]})
+    elif problems:
+        failed = Text(gettext_noop("%(n)s major or critical deviations are open: %(list)s"),
+                      {"n": len(problems), "list": joined(problems, "; ")})
+    return _item("deviations", gettext_noop("Deviations"), problems, ok, link=link, failed_message=failed)
 
 
 def _tests(batch: Batch, qc: BatchQc, kind: str) -> ChecklistItem:
@@ -311,9 +362,13 @@ def _tests(batch: Batch, qc: BatchQc, kind: str) -> ChecklistItem:
         considered += 1
         if requirement.state != "passing":
             problems.append(requirement.describe())
-    scope = "required for provisional release" if kind == CertificationKind.PROVISIONAL else "of the specification"
-    ok = f"All {considered} criteria {scope} reviewed and passing ({qc.specification})."
-    return _item("tests", "QC results", problems, ok, link=_url("qc:batch", batch.pk))
+    if kind == CertificationKind.PROVISIONAL:
+        ok = Text(gettext_noop("All %(n)s criteria required for provisional release reviewed and passing (%(spec)s)."),
+                  {"n": considered, "spec": str(qc.specification)})
+    else:
+        ok = Text(gettext_noop("All %(n)s criteria of the specification reviewed and passing (%(spec)s)."),
+                  {"n": considered, "spec": str(qc.specification)})
+    return _item("tests", gettext_noop("QC results"), problems, ok, link=_url("qc:batch", batch.pk))
 
 
 def _dose_record(batch: Batch, records: list[StepRecord]) -> StepRecord | None:
@@ -330,26 +385,33 @@ def _dose(batch: Batch, records: list[StepRecord], qc: BatchQc) -> ChecklistItem
     target = batch.order.target_dose_cells_per_kg
     unit = "CAR+ cells/kg"
     if record is None:
-        return ChecklistItem("dose", "Dose", FAILED,
-                             "No dose calculation is recorded: the dose per kg cannot be checked.",
+        return ChecklistItem("dose", Text(gettext_noop("Dose")), FAILED,
+                             Text(gettext_noop("No dose calculation is recorded: the dose per kg cannot be checked.")),
                              link=_url("batches:batch_detail", batch.pk))
     dose = record.value
     if dose is None:
-        return ChecklistItem("dose", "Dose", FAILED, "The dose calculation has no value: the dose per kg cannot be checked.",
+        return ChecklistItem("dose", Text(gettext_noop("Dose")), FAILED,
+                             Text(gettext_noop("The dose calculation has no value: the dose per kg cannot be checked.")),
                              link=_url("batches:batch_detail", batch.pk))
     tolerance = spec.dose_tolerance_percent / Decimal(100)
     low_t, high_t = target * (1 - tolerance), target * (1 + tolerance)
     problems = []
     if not low_t <= dose <= high_t:
-        problems.append(f"Dose {format_value(dose)} {unit} differs from the order's target {format_value(target)} "
-                        f"by more than {format_value(spec.dose_tolerance_percent)} % "
-                        f"(allowed {format_value(low_t)}–{format_value(high_t)}).")
+        problems.append(Text(gettext_noop("Dose %(dose)s %(unit)s differs from the order's target %(target)s "
+                                          "by more than %(tolerance)s %% (allowed %(low)s–%(high)s)."),
+                             {"dose": format_value(dose), "unit": unit, "target": format_value(target),
+                              "tolerance": format_value(spec.dose_tolerance_percent),
+                              "low": format_value(low_t), "high": format_value(high_t)}))
     if not spec.dose_min_cells_per_kg <= dose <= spec.dose_max_cells_per_kg:
-        problems.append(f"Dose {format_value(dose)} {unit} is outside the specification's range "
-                        f"{format_value(spec.dose_min_cells_per_kg)}–{format_value(spec.dose_max_cells_per_kg)}.")
-    ok = (f"Dose {format_value(dose)} {unit}: target {format_value(target)} ± {format_value(spec.dose_tolerance_percent)} %, "
-          f"specification {format_value(spec.dose_min_cells_per_kg)}–{format_value(spec.dose_max_cells_per_kg)}.")
-    return _item("dose", "Dose", problems, ok, link=_url("batches:batch_detail", batch.pk))
+        problems.append(Text(gettext_noop("Dose %(dose)s %(unit)s is outside the specification's range %(min)s–%(max)s."),
+                             {"dose": format_value(dose), "unit": unit,
+                              "min": format_value(spec.dose_min_cells_per_kg),
+                              "max": format_value(spec.dose_max_cells_per_kg)}))
+    ok = Text(gettext_noop("Dose %(dose)s %(unit)s: target %(target)s ± %(tolerance)s %%, specification %(min)s–%(max)s."),
+              {"dose": format_value(dose), "unit": unit, "target": format_value(target),
+               "tolerance": format_value(spec.dose_tolerance_percent),
+               "min": format_value(spec.dose_min_cells_per_kg), "max": format_value(spec.dose_max_cells_per_kg)})
+    return _item("dose", gettext_noop("Dose"), problems, ok, link=_url("batches:batch_detail", batch.pk))
 
 
 def _in_force_at(status: str, effective_at: dt.datetime | None, superseded_at: dt.datetime | None,
@@ -365,44 +427,50 @@ def _versions(batch: Batch, qc: BatchQc) -> ChecklistItem:
     problems = []
     mbr = batch.mbr
     if not _in_force_at(mbr.status, mbr.effective_at, mbr.superseded_at, batch.created_at):
-        problems.append(f"{mbr} ({mbr.get_status_display().lower()}) was not the approved version in force when "
-                        "the batch was created.")
+        problems.append(Text(gettext_noop("%(mbr)s (%(status)s) was not the approved version in force when "
+                                          "the batch was created."),
+                             {"mbr": str(mbr), "status": Lowered(mbr.get_status_display())}))
     if mbr.status not in (MbrStatus.EFFECTIVE, MbrStatus.SUPERSEDED):
-        problems.append(f"{mbr} is {mbr.get_status_display().lower()}, never approved.")
+        problems.append(Text(gettext_noop("%(mbr)s is %(status)s, never approved."),
+                             {"mbr": str(mbr), "status": Lowered(mbr.get_status_display())}))
     spec = qc.specification
     pin = BatchSpecification.objects.filter(batch=batch).first()
     if spec.status not in (SpecStatus.EFFECTIVE, SpecStatus.SUPERSEDED) or spec.effective_at is None or (
             pin is not None and spec.effective_at > pin.pinned_at):
-        problems.append(f"{spec} was not the effective specification when the batch was pinned to it.")
-    ok = f"Made to {mbr} and judged against {spec}, both in force when the batch was created."
-    return _item("versions", "Versions", problems, ok, link=_url("qc:specification", spec.pk))
+        problems.append(Text(gettext_noop("%(spec)s was not the effective specification when the batch was pinned to it."),
+                             {"spec": str(spec)}))
+    ok = Text(gettext_noop("Made to %(mbr)s and judged against %(spec)s, both in force when the batch was created."),
+              {"mbr": str(mbr), "spec": str(spec)})
+    return _item("versions", gettext_noop("Versions"), problems, ok, link=_url("qc:specification", spec.pk))
 
 
 def _provisional(batch: Batch) -> ChecklistItem:
     cert = Certification.objects.filter(batch=batch, kind=CertificationKind.PROVISIONAL).select_related("deviation").first()
     if cert is None or cert.decision not in (CertificationDecision.RELEASED, CertificationDecision.RELEASED_EXCEPTIONAL):
-        return ChecklistItem("provisional", "Provisional certification", FAILED,
-                             "The batch was never provisionally released.")
+        return ChecklistItem("provisional", PROVISIONAL_TITLE, FAILED,
+                             Text(gettext_noop("The batch was never provisionally released.")))
     exceptional = cert.decision == CertificationDecision.RELEASED_EXCEPTIONAL
     sig = Signature.objects.filter(content_type=ContentType.objects.get_for_model(Certification),
                                    object_id=str(cert.pk),
                                    meaning=Meaning.RELEASED_EXCEPTIONAL if exceptional else Meaning.RELEASED_PROVISIONAL,
                                    voided_at__isnull=True).first()
     if sig is None or sig.content_hash != signable_hash(cert):
-        return ChecklistItem("provisional", "Provisional certification", FAILED,
-                             "The provisional certification no longer carries a valid signature.")
+        return ChecklistItem("provisional", PROVISIONAL_TITLE, FAILED,
+                             Text(gettext_noop("The provisional certification no longer carries a valid signature.")))
     if exceptional:
         # The final decision is taken knowing the fresh product went out of specification.
-        deviation = cert.deviation.number if cert.deviation is not None else "none"
+        deviation = cert.deviation.number if cert.deviation is not None else Text(gettext_noop("none"))
         return ChecklistItem(
-            "provisional", "Provisional certification", OK,
-            f"Released exceptionally, out of specification, by {sig.signer_name} at {sig.signed_at:%Y-%m-%d %H:%M} UTC "
-            f"at the request of {cert.physician_name} (patient consent {cert.consent_reference}; "
-            f"deviation {deviation}).",
-            details=(f"Justification: {cert.justification}",),
+            "provisional", PROVISIONAL_TITLE, OK,
+            Text(gettext_noop("Released exceptionally, out of specification, by %(qp)s at %(at)s UTC at the request of "
+                              "%(physician)s (patient consent %(consent)s; deviation %(deviation)s)."),
+                 {"qp": sig.signer_name, "at": f"{sig.signed_at:%Y-%m-%d %H:%M}", "physician": cert.physician_name,
+                  "consent": cert.consent_reference, "deviation": deviation}),
+            details=(Text(gettext_noop("Justification: %(text)s"), {"text": cert.justification}),),
         )
-    return ChecklistItem("provisional", "Provisional certification", OK,
-                         f"Provisionally released by {sig.signer_name} at {sig.signed_at:%Y-%m-%d %H:%M} UTC.")
+    return ChecklistItem("provisional", PROVISIONAL_TITLE, OK,
+                         Text(gettext_noop("Provisionally released by %(qp)s at %(at)s UTC."),
+                              {"qp": sig.signer_name, "at": f"{sig.signed_at:%Y-%m-%d %H:%M}"}))
 
 
 def pending_tests(qc: BatchQc) -> list[dict]:
@@ -414,7 +482,7 @@ def pending_tests(qc: BatchQc) -> list[dict]:
             continue
         expected = requirement.expected_on
         out.append({
-            "criterion": requirement.label, "tests": [m.test.code for m in requirement.members],
+            "criterion": english_of(requirement.label), "tests": [m.test.code for m in requirement.members],
             "state": requirement.state, "expected_on": expected.isoformat() if expected else None,
             "turnaround_days": max(m.test.turnaround_days for m in requirement.members),
         })
@@ -442,10 +510,12 @@ def release_checklist(batch: Batch, *, kind: str) -> Checklist:
     if kind == CertificationKind.FINAL:
         items.append(_provisional(batch))
     elif kind == CertificationKind.PROVISIONAL:
-        items.append(ChecklistItem("provisional", "Provisional certification", NOT_APPLICABLE,
-                                   "This is the provisional certification; the final one follows when every result is in."))
+        items.append(ChecklistItem("provisional", PROVISIONAL_TITLE, NOT_APPLICABLE,
+                                   Text(gettext_noop("This is the provisional certification; the final one follows "
+                                                     "when every result is in."))))
     else:
-        items.append(ChecklistItem("provisional", "Provisional certification", NOT_APPLICABLE,
-                                   f"{batch.product} is released in a single certification."))
+        items.append(ChecklistItem("provisional", PROVISIONAL_TITLE, NOT_APPLICABLE,
+                                   Text(gettext_noop("%(product)s is released in a single certification."),
+                                        {"product": str(batch.product)})))
     pending = pending_tests(qc) if kind == CertificationKind.PROVISIONAL else []
     return Checklist(batch=batch, kind=kind, items=items, pending_tests=pending, qc=qc)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from django.utils.translation import gettext_noop
+
 from carmfg.exceptions import InvalidInput
 
 QUALIFIERS = {"": "", "=": "", "<": "<", "<=": "<=", "≤": "<=", ">": ">", ">=": ">=", "≥": ">="}
@@ -106,7 +108,8 @@ def parse_number(raw: object, *, field: str = "Value") -> tuple[str, Decimal]:
     if isinstance(raw, Decimal):
         return "", raw
     if not isinstance(raw, str):
-        raise InvalidInput(f"{field}: expected a number.", field=field.lower())
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."),
+                           params={"field": field}, field=field.lower())
     text = raw.strip().replace(",", ".").replace(" ", "")
     qualifier = ""
     for q in ("<=", ">=", "≤", "≥", "<", ">", "="):
@@ -116,36 +119,44 @@ def parse_number(raw: object, *, field: str = "Value") -> tuple[str, Decimal]:
     try:
         value = Decimal(text)
     except (InvalidOperation, ValueError):
-        raise InvalidInput(f"{field}: {raw!r} is not a number (write e.g. 0.5, ≤0.5 or 1.2e9).",
+        raise InvalidInput(gettext_noop("%(field)s: %(raw)s is not a number (write e.g. 0.5, ≤0.5 or 1.2e9)."),
+                           params={"field": field, "raw": repr(raw)},
                            field=field.lower()) from None
     if not value.is_finite() or abs(value) >= Decimal("1e18"):
-        raise InvalidInput(f"{field}: {raw!r} is out of range.", field=field.lower())
+        raise InvalidInput(gettext_noop("%(field)s: %(raw)s is out of range."),
+                           params={"field": field, "raw": repr(raw)}, field=field.lower())
     return qualifier, value
 
 
 def evaluate(test, *, qualifier: str = "", value: Decimal | None = None, qualitative: str = "") -> Evaluation:
     """Evaluate one result against ``test`` (a TestDefinition or anything with its fields)."""
     if test.limit_type == "report":
-        return Evaluation("reported", "Reported only; no acceptance limit.")
+        return Evaluation("reported", gettext_noop("Reported only; no acceptance limit."))
     if test.limit_type == "qualitative":
         passing = test.passing_result
         allowed = QUALITATIVE_PAIRS.get(passing, (passing,))
         if qualitative not in allowed:
-            raise InvalidInput(f"{test.name}: the result must be one of {', '.join(allowed)}.", field="qualitative")
+            raise InvalidInput(gettext_noop("%(test)s: the result must be one of %(allowed)s."),
+                               params={"test": test.name, "allowed": ', '.join(allowed)}, field="qualitative")
         ok = qualitative == passing
-        return Evaluation("pass" if ok else "fail", f"Required: {passing.replace('_', ' ')}.")
+        # Stored in English; the QC page translates it (qc_tags.evaluation_detail_text).
+        return Evaluation("pass" if ok else "fail",
+                          gettext_noop("Required: %(result)s.") % {"result": passing.replace("_", " ")})
     if value is None:
-        raise InvalidInput(f"{test.name}: a numeric result is required.", field="value")
+        raise InvalidInput(gettext_noop("%(test)s: a numeric result is required."),
+                           params={"test": test.name}, field="value")
     if qualifier not in QUALIFIERS:
-        raise InvalidInput(f"{test.name}: unknown qualifier {qualifier!r}.", field="value")
+        raise InvalidInput(gettext_noop("%(test)s: unknown qualifier %(qualifier)s."),
+                           params={"test": test.name, "qualifier": repr(qualifier)}, field="value")
     res = result_interval(qualifier, value)
     lim = limit_interval(test.limit_type, test.low, test.high)
     if _inside(res, lim):
-        return Evaluation("pass", "Within the limit.")
+        return Evaluation("pass", gettext_noop("Within the limit."))
     if _disjoint(res, lim):
-        return Evaluation("fail", "Outside the limit.")
+        return Evaluation("fail", gettext_noop("Outside the limit."))
     raise InvalidInput(
-        f"{test.name}: the censored result {QUALIFIERS[qualifier]}{value} can neither meet nor fail the limit; "
-        "report a value the limit can judge (e.g. re-test with a lower limit of quantification).",
+        gettext_noop("%(test)s: the censored result %(qualifier)s%(value)s can neither meet nor fail the limit; "
+                     "report a value the limit can judge (e.g. re-test with a lower limit of quantification)."),
+        params={"test": test.name, "qualifier": QUALIFIERS[qualifier], "value": value},
         field="value",
     )

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from django.db.models.signals import post_save
 from django.dispatch import receiver
+from django.utils.translation import gettext_noop
 
-from batches.exceptions import NotReady
 from batches.models import Batch
+from qc.exceptions import NotReady
 from qc.models import BatchSpecification, Specification, SpecStatus
 
 
@@ -22,7 +23,8 @@ def pin_specification(sender, instance: Batch, created: bool, raw: bool = False,
     spec = Specification.objects.filter(product_id=instance.product_id, status=SpecStatus.EFFECTIVE).first()
     if spec is None:
         raise NotReady(
-            f"No effective specification exists for {instance.product}: a qualified person must approve one "
-            "before a batch can be created."
+            gettext_noop("No effective specification exists for %(product)s: a qualified person must approve "
+                         "one before a batch can be created."),
+            params={"product": str(instance.product)}
         )
     BatchSpecification.objects.create(batch=instance, specification=spec)

@@ -16,6 +16,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from batches.models import Batch, BatchState, Deviation, DeviationClass, DeviationStatus
 from carmfg.accounts.selectors import site_ids_for_user
@@ -35,6 +36,7 @@ from qc.models import (
     TestDefinition,
     TestResult,
 )
+from qc.texts import Text, joined
 
 
 def _scoped(qs: QuerySet, user, field_name: str = "site_id") -> QuerySet:
@@ -188,27 +190,31 @@ class Requirement:
         dates = [m.expected_on for m in self.members if m.expected_on is not None]
         return max(dates) if dates else None
 
-    def describe(self) -> str:
-        """The state in words, for the checklist and the signature page."""
+    def describe(self) -> Text:
+        """The state in words, for the checklist and the signature page (English, translatable)."""
         if not self.is_group:
             member = self.members[0]
             current = member.current
-            return {
-                "missing": f"{self.label}: no result yet.",
-                "unreviewed": f"{self.label}: {current.display_value if current else ''} awaits review by a second "
-                              "QC person.",
-                "failing": f"{self.label}: {current.display_value if current else ''} is out of specification.",
-                "passing": f"{self.label}: {current.display_value if current else ''} meets the limit.",
+            template = {
+                "missing": gettext_noop("%(test)s: no result yet."),
+                "unreviewed": gettext_noop("%(test)s: %(value)s awaits review by a second QC person."),
+                "failing": gettext_noop("%(test)s: %(value)s is out of specification."),
+                "passing": gettext_noop("%(test)s: %(value)s meets the limit."),
             }[self.state]
+            return Text(template, {"test": self.label, "value": current.display_value if current else ""})
         parts = []
         for m in self.members:
             current = m.current
-            parts.append(f"{m.test.name} {current.display_value if current else 'no result'}"
-                         f" ({'fails' if m.state == 'failing' else m.state})")
-        verdict = {"passing": "passes (one read-out meets its limit)",
-                   "failing": "fails (no read-out meets its limit)",
-                   "unreviewed": "awaits review", "missing": "is not complete"}[self.state]
-        return f"{self.label} {verdict}: " + "; ".join(parts) + "."
+            state = {"failing": gettext_noop("fails"), "passing": gettext_noop("passing"),
+                     "unreviewed": gettext_noop("unreviewed"), "missing": gettext_noop("missing")}[m.state]
+            parts.append(Text("%(test)s %(value)s (%(state)s)",
+                              {"test": m.test.name, "value": current.display_value if current else
+                               Text(gettext_noop("no result")), "state": Text(state)}))
+        template = {"passing": gettext_noop("%(criterion)s passes (one read-out meets its limit): %(parts)s."),
+                    "failing": gettext_noop("%(criterion)s fails (no read-out meets its limit): %(parts)s."),
+                    "unreviewed": gettext_noop("%(criterion)s awaits review: %(parts)s."),
+                    "missing": gettext_noop("%(criterion)s is not complete: %(parts)s.")}[self.state]
+        return Text(template, {"criterion": self.label, "parts": joined(parts, "; ")})
 
 
 @dataclass
@@ -229,7 +235,8 @@ class BatchQc:
             elif group in groups:
                 groups[group].members.append(status)
             else:
-                groups[group] = Requirement(key=f"group:{group}", label=f"Composite criterion “{group}”",
+                groups[group] = Requirement(key=f"group:{group}", label=Text(gettext_noop("Composite criterion “%(group)s”"),
+                                                                             {"group": group}),
                                             members=[status])
                 out.append(groups[group])
         return out

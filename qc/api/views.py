@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from django.http import FileResponse, Http404
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
@@ -47,7 +48,7 @@ def _body_ref(field: str, lookup, pk: int):
     try:
         return lookup(pk)
     except Http404:
-        raise serializers.ValidationError({field: "No such record at your sites."}) from None
+        raise serializers.ValidationError({field: gettext("No such record at your sites.")}) from None
 
 
 def _valid(serializer_class, request) -> dict:
@@ -166,7 +167,7 @@ class BatchRecords(ApiViewMixin, generics.ListAPIView):
         document = documents.batch_record_request(actor=request.user, batch=batch, purpose=DocumentPurpose.EXPORT,
                                                   request_id=data["request_id"])
         if document.batch_id != batch.pk or document.purpose != DocumentPurpose.EXPORT:
-            raise serializers.ValidationError({"request_id": "This request id was used for another request."})
+            raise serializers.ValidationError({"request_id": gettext("This request id was used for another request.")})
         return Response(s.RecordDocumentSerializer(document).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_noop
 
+from qc.texts import Text
+
 
 class CertificationKind(models.TextChoices):
     PROVISIONAL = "provisional", gettext_noop("Provisional (conditional)")
@@ -80,6 +82,9 @@ class Alert(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     # What the alert is about, e.g. "overdue:<batch>:<test>": one alert per recipient and key.
     key = models.CharField(max_length=100, blank=True)
+    # Title and message as English templates with their values (``qc.texts.Text``), so that
+    # each recipient reads them in their language; empty for alerts written before.
+    texts = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -93,6 +98,20 @@ class Alert(models.Model):
 
     def audit_root(self):
         return self.batch or self
+
+    def _shown(self, part: str, stored: str) -> str:
+        data = (self.texts or {}).get(part)
+        return Text.from_json(data).text if isinstance(data, dict) else stored
+
+    @property
+    def title_text(self) -> str:
+        """The title in the reader's language."""
+        return self._shown("title", self.title)
+
+    @property
+    def message_text(self) -> str:
+        """The message in the reader's language."""
+        return self._shown("message", self.message)
 
 
 class NotificationEmail(models.Model):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from carmfg.accounts.models import Role
 from carmfg.audit.models import Action
@@ -17,6 +18,7 @@ from carmfg.audit.services import audit_record
 from carmfg.exceptions import PermissionRefused
 from carmfg.textinput import clean_text
 from qc.models import Alert, NotificationEmail
+from qc.texts import Text
 
 User = get_user_model()
 
@@ -35,7 +37,8 @@ def site_qualified_persons(site):
 def alert_create(*, actor, site, recipient, title: str, message: str, batch=None, key: str = "") -> Alert | None:
     """One alert for ``recipient``, in the caller's transaction. With a ``key``, at most
     one alert per recipient and key ever exists: a second call creates nothing and
-    returns None (so a daily job can run twice)."""
+    returns None (so a daily job can run twice). A title or message given as a
+    ``qc.texts.Text`` is stored in English and shown in the recipient's language."""
     with transaction.atomic(savepoint=False):
         if key and Alert.objects.filter(recipient=recipient, key=key).exists():
             return None
@@ -45,6 +48,8 @@ def alert_create(*, actor, site, recipient, title: str, message: str, batch=None
                     site=site, batch=batch, recipient=recipient, key=key,
                     title=clean_text(title, field="Title", max_length=200, required=True),
                     message=clean_text(message, field="Message", max_length=10_000, required=True),
+                    texts={part: value.as_json() for part, value in (("title", title), ("message", message))
+                           if isinstance(value, Text)},
                     created_at=timezone.now(),
                 )
         except IntegrityError:
@@ -57,7 +62,7 @@ def alert_create(*, actor, site, recipient, title: str, message: str, batch=None
 def alert_acknowledge(*, actor, alert: Alert) -> Alert:
     """The recipient confirms they read the alert; audited (who knew what, when)."""
     if alert.recipient_id != actor.pk:
-        raise PermissionRefused("Only the person an alert is addressed to can acknowledge it.")
+        raise PermissionRefused(gettext_noop("Only the person an alert is addressed to can acknowledge it."))
     with transaction.atomic():
         locked = Alert.objects.select_for_update().get(pk=alert.pk)
         if locked.acknowledged_at is not None:

@@ -20,8 +20,8 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
-from batches.exceptions import NotReady
 from batches.models import Batch, BatchState, DeviationClass, DeviationSource
 from batches.services.deviations import deviation_raise
 from batches.services.transitions import batch_transition
@@ -33,10 +33,12 @@ from carmfg.esign.models import Meaning
 from carmfg.esign.services import signature_apply, signature_reauthenticate
 from carmfg.exceptions import InvalidInput, StaleRecord
 from carmfg.textinput import clean_text
+from qc.exceptions import NotReady
 from qc.models import OosInvestigation, OosPhase1Conclusion, OosStatus, TestResult
 from qc.selectors import released_provisionally
 from qc.services.alerts import alert_create, notification_email_queue, site_qualified_persons
 from qc.services.results import invalidate_locked
+from qc.texts import Lowered, Text, joined
 
 NOTES_MAX = 10_000
 
@@ -77,17 +79,22 @@ def late_failure_notify(*, actor, batch: Batch, result: TestResult, investigatio
     order = batch.order
     patient = order.patient
     infused = list(batch.infusions.order_by("fraction_number").values_list("fraction_number", "infused_at"))
-    given = ("Fractions already given: " + ", ".join(f"#{n} at {at:%Y-%m-%d %H:%M} UTC" for n, at in infused) + "."
-             if infused else "No infusion is recorded yet.")
+    given = (Text(gettext_noop("Fractions already given: %(fractions)s."),
+                  {"fractions": joined((Text(gettext_noop("#%(n)s at %(at)s UTC"), {"n": n, "at": f"{at:%Y-%m-%d %H:%M}"})
+                                        for n, at in infused), ", ")})
+             if infused else Text(gettext_noop("No infusion is recorded yet.")))
     try:
         link = reverse("qc:batch_release", args=[batch.pk])
     except NoReverseMatch:
         link = ""
-    summary = (f"Batch {batch.number} (DIN {batch.donation.din}, patient {patient.pseudonym}, order {order.number}) "
-               f"was released provisionally. A late QC result fails its specification: {result.test.name} = "
-               f"{result.display_value} ({result.evaluation_detail}). {given} "
-               f"Deviation {investigation.deviation.number} (critical) is open and the batch is on hold: no further "
-               "fraction may be given until the QP's final decision.")
+    summary = Text(gettext_noop("Batch %(batch)s (DIN %(din)s, patient %(patient)s, order %(order)s) was released "
+                                "provisionally. A late QC result fails its specification: %(test)s = %(value)s "
+                                "(%(detail)s). %(given)s Deviation %(deviation)s (critical) is open and the batch is "
+                                "on hold: no further fraction may be given until the QP's final decision."),
+                   {"batch": batch.number, "din": batch.donation.din, "patient": patient.pseudonym,
+                    "order": order.number, "test": result.test.name, "value": result.display_value,
+                    "detail": result.evaluation_detail, "given": given,
+                    "deviation": investigation.deviation.number})
     subject = f"URGENT: late failing {result.test.name} for CAR-T batch {batch.number}"
     if order.physician_email:
         notification_email_queue(
@@ -96,9 +103,12 @@ def late_failure_notify(*, actor, batch: Batch, result: TestResult, investigatio
                  "contact you. Please assess the patient and record your assessment with the QP.\n")
     for qp in site_qualified_persons(batch.site):
         alert_create(actor=actor, site=batch.site, batch=batch, recipient=qp, key=f"late:{result.pk}",
-                     title=f"Late failing {result.test.name}: batch {batch.number}",
-                     message=summary + (" The treating physician was notified by e-mail." if order.physician_email
-                                        else " No e-mail address is recorded for the treating physician: call them."))
+                     title=Text(gettext_noop("Late failing %(test)s: batch %(batch)s"),
+                                {"test": result.test.name, "batch": batch.number}),
+                     message=joined([summary, Text(gettext_noop("The treating physician was notified by e-mail."))
+                                     if order.physician_email else
+                                     Text(gettext_noop("No e-mail address is recorded for the treating physician: "
+                                                       "call them."))]))
         if qp.email:
             notification_email_queue(actor=actor, site=batch.site, batch=batch, to=qp.email, subject=subject,
                                      body=summary + (f"\n\nRelease page (carmfg): {link}\n" if link else "\n"))
@@ -106,8 +116,8 @@ def late_failure_notify(*, actor, batch: Batch, result: TestResult, investigatio
 
 def _require_independent(actor, investigation: OosInvestigation) -> None:
     if investigation.result.entered_by_id == actor.pk:
-        raise SegregationOfDuties("You entered the result under investigation: a different QC person concludes "
-                                  "the investigation.")
+        raise SegregationOfDuties(gettext_noop("You entered the result under investigation: a different QC "
+                                               "person concludes the investigation."))
 
 
 def _lock(investigation: OosInvestigation, expected_version: int) -> OosInvestigation:
@@ -127,7 +137,7 @@ def oos_phase1_conclude(*, actor, investigation: OosInvestigation, conclusion: s
     the original. No: the result is confirmed and phase II begins."""
     require_site_perm(actor, investigation.site, SitePerm.QC, action="conclude OOS investigations")
     if conclusion not in OosPhase1Conclusion.values:
-        raise InvalidInput("Conclusion: laboratory error found, or not.", field="conclusion")
+        raise InvalidInput(gettext_noop("Conclusion: laboratory error found, or not."), field="conclusion")
     notes = clean_text(notes, field="Phase I notes", max_length=NOTES_MAX, required=True)
     _require_independent(actor, investigation)
     # Both conclusions are decisions of the person concluding: the password is asked either way.
@@ -135,7 +145,8 @@ def oos_phase1_conclude(*, actor, investigation: OosInvestigation, conclusion: s
     with transaction.atomic():
         locked = _lock(investigation, expected_version)
         if locked.status != OosStatus.PHASE_1:
-            raise NotReady(f"The investigation is in {locked.get_status_display().lower()}, not phase I.")
+            raise NotReady(gettext_noop("The investigation is in %(status)s, not phase I."),
+                           params={"status": Lowered(locked.get_status_display())})
         before = locked.signable_content()
         locked.phase1_conclusion = conclusion
         locked.phase1_notes = notes
@@ -172,7 +183,8 @@ def oos_phase2_conclude(*, actor, investigation: OosInvestigation, notes: str, c
     with transaction.atomic():
         locked = _lock(investigation, expected_version)
         if locked.status != OosStatus.PHASE_2:
-            raise NotReady(f"The investigation is in {locked.get_status_display().lower()}, not phase II.")
+            raise NotReady(gettext_noop("The investigation is in %(status)s, not phase II."),
+                           params={"status": Lowered(locked.get_status_display())})
         locked.phase2_notes = notes
         locked.conclusion = conclusion
         locked.status = OosStatus.CLOSED

@@ -30,8 +30,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
-from batches.exceptions import NotReady
 from batches.models import (
     Batch,
     BatchFailureReason,
@@ -46,12 +46,12 @@ from batches.services.transitions import batch_transition
 from carmfg.accounts.permissions import SitePerm, require_site_perm
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
-from carmfg.esign.exceptions import SegregationOfDuties
 from carmfg.esign.models import Meaning, Signature
 from carmfg.esign.services import signature_apply, signature_reauthenticate
 from carmfg.exceptions import InvalidInput, StaleRecord
 from carmfg.textinput import clean_text
 from qc.checklist import FAILED, Checklist, release_checklist
+from qc.exceptions import NotReady, SegregationOfDuties
 from qc.models import (
     Certification,
     CertificationDecision,
@@ -61,6 +61,7 @@ from qc.models import (
     ResultStatus,
     TestResult,
 )
+from qc.texts import Lowered, Text, joined
 
 JUSTIFICATION_MIN = 20
 JUSTIFICATION_MAX = 10_000
@@ -70,12 +71,12 @@ RELEASED_DECISIONS = (CertificationDecision.RELEASED, CertificationDecision.RELE
 # --- independence of the QP -------------------------------------------------------------------
 
 
-def batch_participants(batch: Batch) -> dict[int, list[str]]:
+def batch_participants(batch: Batch) -> dict[int, list[Text]]:
     """Who did what on the batch: user id → what they did (performed or verified steps,
     entered, reviewed or invalidated QC results). None of them may certify it."""
-    done: dict[int, list[str]] = {}
+    done: dict[int, list[Text]] = {}
 
-    def add(user_id: int | None, what: str) -> None:
+    def add(user_id: int | None, what: Text) -> None:
         if user_id is not None and what not in done.setdefault(user_id, []):
             done[user_id].append(what)
 
@@ -84,28 +85,34 @@ def batch_participants(batch: Batch) -> dict[int, list[str]]:
         content_type=ContentType.objects.get_for_model(StepRecord), object_id__in=record_ids,
         meaning__in=(Meaning.PERFORMED, Meaning.VERIFIED),
     ).values_list("signer_id", "meaning"):
-        add(signer_id, "performed a manufacturing step" if meaning == Meaning.PERFORMED else "verified a step")
+        add(signer_id, Text(gettext_noop("performed a manufacturing step")) if meaning == Meaning.PERFORMED
+            else Text(gettext_noop("verified a step")))
     results = {str(pk): (entered, reviewed, status) for pk, entered, reviewed, status in
                TestResult.objects.filter(batch=batch).values_list("pk", "entered_by_id", "reviewed_by_id", "status")}
     for entered, reviewed, _status in results.values():
-        add(entered, "entered a QC result")
-        add(reviewed, "reviewed a QC result")
+        add(entered, Text(gettext_noop("entered a QC result")))
+        add(reviewed, Text(gettext_noop("reviewed a QC result")))
     for object_id, signer_id in Signature.objects.filter(
         content_type=ContentType.objects.get_for_model(TestResult), object_id__in=list(results),
         meaning=Meaning.REVIEWED,
     ).values_list("object_id", "signer_id"):
         invalidated = results[object_id][2] == ResultStatus.INVALIDATED
-        add(signer_id, "invalidated a QC result" if invalidated else "reviewed a QC result")
+        add(signer_id, Text(gettext_noop("invalidated a QC result")) if invalidated
+            else Text(gettext_noop("reviewed a QC result")))
     return done
 
 
-def qp_independence_problem(actor, batch: Batch) -> str:
+def qp_independence_problem(actor, batch: Batch) -> Text:
     """Why ``actor`` may not certify ``batch`` (empty when they may)."""
     what = batch_participants(batch).get(actor.pk)
     if not what:
-        return ""
-    return (f"You {' and '.join(what)} of batch {batch.number}: a qualified person who took part in making or "
-            "testing a batch cannot certify it. Another QP must.")
+        return Text("")
+    done = what[0]
+    for more in what[1:]:
+        done = Text(gettext_noop("%(done)s and %(more)s"), {"done": done, "more": more})
+    return Text(gettext_noop("You %(done)s of batch %(batch)s: a qualified person who took part in making or "
+                             "testing a batch cannot certify it. Another QP must."),
+                {"done": done, "batch": batch.number})
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -114,7 +121,12 @@ def qp_independence_problem(actor, batch: Batch) -> str:
 def _refuse_unless_ok(checklist: Checklist, *, allowed_failures: Iterable[str] = ()) -> None:
     failed = [item for item in checklist.failed if item.code not in set(allowed_failures)]
     if failed:
-        raise NotReady("Certification refused. " + " ".join(f"{item.title}: {item.message}" for item in failed))
+        raise NotReady(gettext_noop("Certification refused. %(problems)s"),
+                       params={"problems": joined(_named(item) for item in failed)})
+
+
+def _named(item) -> Text:
+    return Text("%(title)s: %(message)s", {"title": item.title, "message": item.message})
 
 
 def _lock_batch(batch: Batch, expected_version: int | None) -> Batch:
@@ -127,8 +139,8 @@ def _lock_batch(batch: Batch, expected_version: int | None) -> Batch:
 
 def _check_fingerprint(checklist: Checklist, expected_checklist: str | None) -> None:
     if expected_checklist is not None and expected_checklist != checklist.fingerprint:
-        raise StaleRecord("The release checklist changed since you opened the page (a result, a deviation or a "
-                          "signature changed). Reload it, read it again and sign what it now says.")
+        raise StaleRecord(gettext_noop("The release checklist changed since you opened the page (a result, a deviation "
+                                       "or a signature changed). Reload it, read it again and sign what it now says."))
 
 
 def _certify(*, actor, batch: Batch, kind: str, decision: str, checklist: Checklist, reauth, meaning: str,
@@ -147,7 +159,8 @@ def _certify(*, actor, batch: Batch, kind: str, decision: str, checklist: Checkl
     participants = list(batch_participants(batch))
     signature_apply(actor=actor, reauth=reauth, obj=cert, meaning=meaning, comment=comment,
                     excluded_signers=participants if decision in RELEASED_DECISIONS else [],
-                    excluded_reason="You took part in making or testing this batch: another QP must certify it.")
+                    excluded_reason=gettext_noop("You took part in making or testing this batch: "
+                                                 "another QP must certify it."))
     certification_document_request(cert, actor=actor)
     return cert
 
@@ -155,7 +168,7 @@ def _certify(*, actor, batch: Batch, kind: str, decision: str, checklist: Checkl
 def _require_independent(actor, batch: Batch) -> None:
     problem = qp_independence_problem(actor, batch)
     if problem:
-        raise SegregationOfDuties(problem)
+        raise SegregationOfDuties(problem.template, params=problem.params)
 
 
 # --- provisional --------------------------------------------------------------------------
@@ -169,17 +182,20 @@ def certification_provisional_sign(*, actor, batch: Batch, password: str, expect
     fails; the certificate names the tests still pending and when each is expected."""
     require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="certify batches")
     if batch.product.release_model != ReleaseModel.TWO_STAGE:
-        raise NotReady(f"{batch.product} is released in a single certification, when every result is in.")
+        raise NotReady(gettext_noop("%(product)s is released in a single certification, when every result is in."),
+                       params={"product": str(batch.product)})
     _require_independent(actor, batch)
     _refuse_unless_ok(release_checklist(batch, kind=CertificationKind.PROVISIONAL))
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=batch)
     with transaction.atomic():
         locked = _lock_batch(batch, expected_version)
         if locked.state != BatchState.AWAITING_RELEASE:
-            raise NotReady(f"Batch {locked.number} is {locked.get_state_display().lower()}: only a completed batch "
-                           "awaiting release is certified provisionally.")
+            raise NotReady(gettext_noop("Batch %(batch)s is %(state)s: only a completed batch awaiting release is "
+                                        "certified provisionally."),
+                           params={"batch": locked.number, "state": Lowered(locked.get_state_display())})
         if Certification.objects.filter(batch=locked, kind=CertificationKind.PROVISIONAL).exists():
-            raise NotReady(f"Batch {locked.number} already has a provisional certification.")
+            raise NotReady(gettext_noop("Batch %(batch)s already has a provisional certification."),
+                           params={"batch": locked.number})
         _require_independent(actor, locked)
         checklist = release_checklist(locked, kind=CertificationKind.PROVISIONAL)
         _check_fingerprint(checklist, expected_checklist)
@@ -201,18 +217,18 @@ NAME_MAX = 200
 EXCEPTIONAL_ALLOWED_FAILURES = ("tests", "dose", "deviations")
 
 
-def exceptional_provisional_problems(checklist: Checklist, *, deviation: Deviation | None = None) -> list[str]:
+def exceptional_provisional_problems(checklist: Checklist, *, deviation: Deviation | None = None) -> list[Text]:
     """What stands between an out-of-specification fresh product and an exceptional
     provisional release (empty when it may be signed). With ``deviation`` given, the
     deviation is checked too; the release page calls it without one."""
     batch = checklist.batch
-    problems = [f"{item.title}: {item.message}" for item in checklist.failed
-                if item.code not in EXCEPTIONAL_ALLOWED_FAILURES]
+    problems = [_named(item) for item in checklist.failed if item.code not in EXCEPTIONAL_ALLOWED_FAILURES]
     provisional = [r for r in checklist.qc.requirements if r.required_for_provisional]
     problems += [r.describe() for r in provisional if r.state in ("missing", "unreviewed")]
     out_of_spec = any(r.state == "failing" for r in provisional) or checklist.item("dose").status == FAILED
     if not out_of_spec:
-        problems.append("The product meets its specification: certify it provisionally, not exceptionally.")
+        problems.append(Text(gettext_noop("The product meets its specification: certify it provisionally, "
+                                          "not exceptionally.")))
     # Open major deviations are tolerated only when they record this out-of-specification
     # product: the one the release is under, and the OOS deviations of the failing results.
     tolerated = {inv.deviation_id for inv in OosInvestigation.objects.filter(result__in=failing_results(checklist))}
@@ -220,17 +236,20 @@ def exceptional_provisional_problems(checklist: Checklist, *, deviation: Deviati
         tolerated.add(deviation.pk)
     for open_one in open_blocking_deviations(batch):
         if open_one.classification == DeviationClass.CRITICAL:
-            problems.append(f"Deviation {open_one.number} is critical and open: a product under an open critical "
-                            "deviation is never released.")
+            problems.append(Text(gettext_noop("Deviation %(number)s is critical and open: a product under an open "
+                                              "critical deviation is never released."), {"number": open_one.number}))
         elif open_one.pk not in tolerated:
-            problems.append(f"Deviation {open_one.number} ({open_one.title}) is open and is not about this "
-                            "out-of-specification result: close it first.")
+            problems.append(Text(gettext_noop("Deviation %(number)s (%(title)s) is open and is not about this "
+                                              "out-of-specification result: close it first."),
+                                 {"number": open_one.number, "title": open_one.title}))
     if deviation is not None:
         if deviation.batch_id != batch.pk:
-            problems.append(f"Deviation {deviation.number} is not a deviation of batch {batch.number}.")
+            problems.append(Text(gettext_noop("Deviation %(number)s is not a deviation of batch %(batch)s."),
+                                 {"number": deviation.number, "batch": batch.number}))
         elif deviation.classification != DeviationClass.MAJOR:
-            problems.append(f"Deviation {deviation.number} is {deviation.get_classification_display().lower()}: "
-                            "an exceptional release is recorded under a major deviation.")
+            problems.append(Text(gettext_noop("Deviation %(number)s is %(class)s: an exceptional release is recorded "
+                                              "under a major deviation."),
+                                 {"number": deviation.number, "class": Lowered(deviation.get_classification_display())}))
     return problems
 
 
@@ -247,34 +266,38 @@ def certification_provisional_exceptional_sign(*, actor, batch: Batch, password:
     every provisional result entered and reviewed, and no critical deviation open."""
     require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="certify batches")
     if batch.product.release_model != ReleaseModel.TWO_STAGE:
-        raise NotReady(f"{batch.product} is released in a single certification, when every result is in.")
+        raise NotReady(gettext_noop("%(product)s is released in a single certification, when every result is in."),
+                       params={"product": str(batch.product)})
     justification = clean_text(justification, field="Justification", max_length=JUSTIFICATION_MAX, required=True)
     if len(justification) < JUSTIFICATION_MIN:
-        raise InvalidInput(f"Justification: write at least {JUSTIFICATION_MIN} characters: why this "
-                           "out-of-specification product is released, and what the physician was told.",
-                           field="justification")
+        raise InvalidInput(gettext_noop("Justification: write at least %(n)s characters: why this "
+                                        "out-of-specification product is released, and what the physician was told."),
+                           params={"n": JUSTIFICATION_MIN}, field="justification")
     physician_name = clean_text(physician_name, field="Treating physician", max_length=NAME_MAX, required=True)
     consent_reference = clean_text(consent_reference, field="Patient consent reference", max_length=NAME_MAX,
                                    required=True)
     if deviation is None:
-        raise InvalidInput("Deviation: link the major deviation this exceptional release is recorded under.",
+        raise InvalidInput(gettext_noop("Deviation: link the major deviation this exceptional release is recorded under."),
                            field="deviation")
     _require_independent(actor, batch)
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=batch)
     with transaction.atomic():
         locked = _lock_batch(batch, expected_version)
         if locked.state != BatchState.AWAITING_RELEASE:
-            raise NotReady(f"Batch {locked.number} is {locked.get_state_display().lower()}: only a completed batch "
-                           "awaiting release is certified provisionally.")
+            raise NotReady(gettext_noop("Batch %(batch)s is %(state)s: only a completed batch awaiting release is "
+                                        "certified provisionally."),
+                           params={"batch": locked.number, "state": Lowered(locked.get_state_display())})
         if Certification.objects.filter(batch=locked, kind=CertificationKind.PROVISIONAL).exists():
-            raise NotReady(f"Batch {locked.number} already has a provisional certification.")
+            raise NotReady(gettext_noop("Batch %(batch)s already has a provisional certification."),
+                           params={"batch": locked.number})
         _require_independent(actor, locked)
         linked = Deviation.objects.select_for_update().get(pk=deviation.pk)
         checklist = release_checklist(locked, kind=CertificationKind.PROVISIONAL)
         _check_fingerprint(checklist, expected_checklist)
         problems = exceptional_provisional_problems(checklist, deviation=linked)
         if problems:
-            raise NotReady("Exceptional release refused. " + " ".join(problems))
+            raise NotReady(gettext_noop("Exceptional release refused. %(problems)s"),
+                           params={"problems": joined(problems)})
         cert = Certification.objects.create(
             site=locked.site, batch=locked, kind=CertificationKind.PROVISIONAL,
             decision=CertificationDecision.RELEASED_EXCEPTIONAL, justification=justification,
@@ -287,7 +310,8 @@ def certification_provisional_exceptional_sign(*, actor, batch: Batch, password:
                               "deviation_number": linked.number})
         signature_apply(actor=actor, reauth=reauth, obj=cert, meaning=Meaning.RELEASED_EXCEPTIONAL, comment=comment,
                         excluded_signers=list(batch_participants(locked)),
-                        excluded_reason="You took part in making or testing this batch: another QP must certify it.")
+                        excluded_reason=gettext_noop("You took part in making or testing this batch: "
+                                                     "another QP must certify it."))
         certification_document_request(cert, actor=actor)
         batch_transition(actor=actor, batch=locked, to_state=BatchState.PROVISIONALLY_RELEASED,
                          reason=f"Exceptional provisional release (out of specification) by "
@@ -307,13 +331,14 @@ def final_kind(batch: Batch) -> str:
 def _final_state_ok(batch: Batch, kind: str) -> None:
     if kind == CertificationKind.SINGLE:
         if batch.state != BatchState.AWAITING_RELEASE:
-            raise NotReady(f"Batch {batch.number} is {batch.get_state_display().lower()}: only a completed batch "
-                           "awaiting release is certified.")
+            raise NotReady(gettext_noop("Batch %(batch)s is %(state)s: only a completed batch awaiting release is "
+                                        "certified."),
+                           params={"batch": batch.number, "state": Lowered(batch.get_state_display())})
         return
     held_after_release = batch.state == BatchState.ON_HOLD and batch.state_before_hold == BatchState.PROVISIONALLY_RELEASED
     if batch.state != BatchState.PROVISIONALLY_RELEASED and not held_after_release:
-        raise NotReady(f"Batch {batch.number} is {batch.get_state_display().lower()}: the final certification "
-                       "follows the provisional one.")
+        raise NotReady(gettext_noop("Batch %(batch)s is %(state)s: the final certification follows the provisional one."),
+                       params={"batch": batch.number, "state": Lowered(batch.get_state_display())})
 
 
 def failing_results(checklist: Checklist) -> list[TestResult]:
@@ -326,50 +351,60 @@ def failing_results(checklist: Checklist) -> list[TestResult]:
     return out
 
 
-def exceptional_release_problems(checklist: Checklist) -> list[str]:
+def exceptional_release_problems(checklist: Checklist) -> list[Text]:
     """What stands between a batch with failing results and an exceptional release (the
     release page lists it instead of offering a form that would be refused)."""
-    problems = [f"{item.title}: {item.message}" for item in checklist.failed if item.code != "tests"]
+    problems = [_named(item) for item in checklist.failed if item.code != "tests"]
     for requirement in checklist.qc.requirements:
         if requirement.state in ("missing", "unreviewed"):
             problems.append(requirement.describe())
     for result in failing_results(checklist):
         inv = getattr(result, "oos", None)
+        label = _result_label(result)
         if inv is None:
-            problems.append(f"{result.test.name} {result.display_value}: no OOS investigation exists.")
+            problems.append(Text(gettext_noop("%(result)s: no OOS investigation exists."), {"result": label}))
         elif inv.status != OosStatus.CLOSED:
-            problems.append(f"{result.test.name} {result.display_value}: its OOS investigation is concluded "
-                            f"(now: {inv.get_status_display()}).")
+            problems.append(Text(gettext_noop("%(result)s: its OOS investigation is concluded (now: %(status)s)."),
+                                 {"result": label, "status": Text(inv.get_status_display())}))
         if result.status != ResultStatus.REVIEWED:
-            problems.append(f"{result.test.name} {result.display_value}: the result is reviewed by a second QC person.")
+            problems.append(Text(gettext_noop("%(result)s: the result is reviewed by a second QC person."),
+                                 {"result": label}))
     return problems
+
+
+def _result_label(result: TestResult) -> str:
+    return f"{result.test.name} {result.display_value}"
 
 
 def _exceptional_investigations(checklist: Checklist, chosen: list[OosInvestigation]) -> list[OosInvestigation]:
     failing = failing_results(checklist)
     if not failing:
-        raise InvalidInput("No result fails: an exceptional release is only for a batch out of specification. "
-                           "Certify it as released.", field="decision")
+        raise InvalidInput(gettext_noop("No result fails: an exceptional release is only for a batch out of "
+                                        "specification. Certify it as released."), field="decision")
     missing = [n for n in (i for i in checklist.qc.requirements if i.state != "passing") if n.state != "failing"]
     if missing:
-        raise NotReady("Results are still pending or unreviewed: " + " ".join(r.describe() for r in missing))
+        raise NotReady(gettext_noop("Results are still pending or unreviewed: %(problems)s"),
+                       params={"problems": joined(r.describe() for r in missing)})
     chosen_by_result = {inv.result_id: inv for inv in chosen}
     needed = []
     for result in failing:
         inv = OosInvestigation.objects.filter(result=result).first()
-        label = f"{result.test.name} {result.display_value}"
+        label = _result_label(result)
         if inv is None:
-            needed.append(f"{label}: no OOS investigation exists.")
+            needed.append(Text(gettext_noop("%(result)s: no OOS investigation exists."), {"result": label}))
         elif inv.status != OosStatus.CLOSED:
-            needed.append(f"{label}: its OOS investigation is still in {inv.get_status_display().lower()}.")
+            needed.append(Text(gettext_noop("%(result)s: its OOS investigation is still in %(status)s."),
+                               {"result": label, "status": Lowered(inv.get_status_display())}))
         elif result.pk not in chosen_by_result:
-            needed.append(f"{label}: link its OOS investigation (deviation {inv.deviation.number}).")
+            needed.append(Text(gettext_noop("%(result)s: link its OOS investigation (deviation %(deviation)s)."),
+                               {"result": label, "deviation": inv.deviation.number}))
     if needed:
-        raise NotReady("An exceptional release rests on concluded investigations of every failing result. "
-                       + " ".join(needed))
+        raise NotReady(gettext_noop("An exceptional release rests on concluded investigations of every failing "
+                                    "result. %(problems)s"), params={"problems": joined(needed)})
     stray = [inv for inv in chosen if inv.result_id not in {r.pk for r in failing}]
     if stray:
-        raise InvalidInput("Only the investigations of this batch's failing results can be linked.", field="investigations")
+        raise InvalidInput(gettext_noop("Only the investigations of this batch's failing results can be linked."),
+                           field="investigations")
     return chosen
 
 
@@ -387,36 +422,40 @@ def certification_final_sign(*, actor, batch: Batch, password: str,
     with the patient's consent). To reject, use :func:`certification_reject`."""
     require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="certify batches")
     if decision not in RELEASED_DECISIONS:
-        raise InvalidInput("Decision: released, or released exceptionally. To reject, use the rejection form.",
+        raise InvalidInput(gettext_noop("Decision: released, or released exceptionally. To reject, use the rejection form."),
                            field="decision")
     kind = final_kind(batch)
     _require_independent(actor, batch)
     chosen = list(investigations)
     if any(inv.site_id != batch.site_id or inv.result.batch_id != batch.pk for inv in chosen):
-        raise InvalidInput("Only the investigations of this batch's failing results can be linked.", field="investigations")
+        raise InvalidInput(gettext_noop("Only the investigations of this batch's failing results can be linked."),
+                           field="investigations")
     if decision == CertificationDecision.RELEASED_EXCEPTIONAL:
         justification = clean_text(justification, field="Justification", max_length=JUSTIFICATION_MAX, required=True)
         if len(justification) < JUSTIFICATION_MIN:
-            raise InvalidInput(f"Justification: write at least {JUSTIFICATION_MIN} characters: why the product is "
-                               "released although out of specification, at whose documented request.",
-                               field="justification")
+            raise InvalidInput(gettext_noop("Justification: write at least %(n)s characters: why the product is "
+                                            "released although out of specification, at whose documented request."),
+                               params={"n": JUSTIFICATION_MIN}, field="justification")
     else:
         justification = clean_text(justification, field="Justification", max_length=JUSTIFICATION_MAX)
         if chosen:
-            raise InvalidInput("Investigations are linked only to an exceptional release.", field="investigations")
+            raise InvalidInput(gettext_noop("Investigations are linked only to an exceptional release."),
+                               field="investigations")
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=batch)
     with transaction.atomic():
         locked = _lock_batch(batch, expected_version)
         _final_state_ok(locked, kind)
         if Certification.objects.filter(batch=locked, kind=kind).exists():
-            raise NotReady(f"Batch {locked.number} already has a {CertificationKind(kind).label.lower()} certification.")
+            raise NotReady(gettext_noop("Batch %(batch)s already has a %(kind)s certification."),
+                           params={"batch": locked.number, "kind": Lowered(CertificationKind(kind).label)})
         _require_independent(actor, locked)
         checklist = release_checklist(locked, kind=kind)
         _check_fingerprint(checklist, expected_checklist)
         if decision == CertificationDecision.RELEASED:
             if failing_results(checklist):
-                raise NotReady("A result fails its specification: the batch can only be rejected, or released "
-                               "exceptionally with a written justification and the OOS investigation linked.")
+                raise NotReady(gettext_noop("A result fails its specification: the batch can only be rejected, or "
+                                            "released exceptionally with a written justification and the OOS "
+                                            "investigation linked."))
             _refuse_unless_ok(checklist)
             linked: list[OosInvestigation] = []
         else:
@@ -445,20 +484,21 @@ def certification_reject(*, actor, batch: Batch, reason: str, failure_reason: st
     require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="reject batches")
     reason = clean_text(reason, field="Reason", max_length=JUSTIFICATION_MAX, required=True)
     if failure_reason not in BatchFailureReason.values:
-        raise InvalidInput("Failure reason: choose why the batch failed.", field="failure_reason")
+        raise InvalidInput(gettext_noop("Failure reason: choose why the batch failed."), field="failure_reason")
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=batch)
     with transaction.atomic():
         locked = _lock_batch(batch, expected_version)
         before_hold = locked.state_before_hold if locked.state == BatchState.ON_HOLD else locked.state
         if before_hold not in (BatchState.AWAITING_RELEASE, BatchState.PROVISIONALLY_RELEASED):
-            raise NotReady(f"Batch {locked.number} is {locked.get_state_display().lower()}: it is not awaiting a "
-                           "QP decision.")
+            raise NotReady(gettext_noop("Batch %(batch)s is %(state)s: it is not awaiting a QP decision."),
+                           params={"batch": locked.number, "state": Lowered(locked.get_state_display())})
         released = Certification.objects.filter(batch=locked, decision__in=RELEASED_DECISIONS).exists()
         kind = CertificationKind.FINAL if released else (
             CertificationKind.SINGLE if locked.product.release_model == ReleaseModel.SINGLE
             else CertificationKind.PROVISIONAL)
         if Certification.objects.filter(batch=locked, kind=kind).exists():
-            raise NotReady(f"Batch {locked.number} already has a {CertificationKind(kind).label.lower()} certification.")
+            raise NotReady(gettext_noop("Batch %(batch)s already has a %(kind)s certification."),
+                           params={"batch": locked.number, "kind": Lowered(CertificationKind(kind).label)})
         checklist = release_checklist(locked, kind=kind)
         cert = _certify(actor=actor, batch=locked, kind=kind, decision=CertificationDecision.REJECTED,
                         checklist=checklist, reauth=reauth, meaning=Meaning.REJECTED, justification=reason)

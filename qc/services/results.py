@@ -21,19 +21,19 @@ from decimal import Decimal
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
-from batches.exceptions import NotReady
 from batches.models import Batch, BatchState
 from carmfg.accounts.models import Role
 from carmfg.accounts.permissions import SitePerm, require_site_perm
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
-from carmfg.esign.exceptions import SegregationOfDuties
 from carmfg.esign.models import Meaning
 from carmfg.esign.services import signature_apply, signature_reauthenticate, signatures_void_changed
-from carmfg.exceptions import InvalidInput, StaleRecord
+from carmfg.exceptions import StaleRecord
 from carmfg.textinput import REASON_MAX_LENGTH, clean_text
 from qc.evaluation import QUALITATIVE_PAIRS, evaluate, parse_number
+from qc.exceptions import InvalidInput, NotReady, SegregationOfDuties
 from qc.models import (
     LimitType,
     OosStatus,
@@ -44,6 +44,7 @@ from qc.models import (
     TestResult,
 )
 from qc.selectors import QC_ACTIVE_STATES, batch_test_status, pinned_specification
+from qc.texts import Lowered, Text
 
 COMMENT_MAX = 2000
 RAW_VALUE_MAX = 40
@@ -60,36 +61,46 @@ def _clean_measurement(test: TestDefinition, *, raw_value, qualitative, unit) ->
     """(qualifier, value, qualitative) as entered, checked against the test's kind and unit."""
     if test.limit_type == LimitType.QUALITATIVE:
         if raw_value not in (None, ""):
-            raise InvalidInput(f"{test.name} is qualitative: choose a result, do not type a number.", field="value")
+            raise InvalidInput(gettext_noop("%(test)s is qualitative: choose a result, do not type a number."),
+                               params={"test": test.name}, field="value")
         allowed = QUALITATIVE_PAIRS.get(test.passing_result, (test.passing_result,))
         if not isinstance(qualitative, str) or qualitative not in allowed:
-            raise InvalidInput(f"{test.name}: choose one of {', '.join(a.replace('_', ' ') for a in allowed)}.",
+            raise InvalidInput(gettext_noop("%(test)s: choose one of %(items)s."),
+                               params={"test": test.name, "items": ', '.join(a.replace('_', ' ') for a in allowed)},
                                field="qualitative")
         return "", None, qualitative
     if qualitative not in (None, ""):
-        raise InvalidInput(f"{test.name} is numeric: type the value, not a qualitative result.", field="qualitative")
+        raise InvalidInput(gettext_noop("%(test)s is numeric: type the value, not a qualitative result."),
+                           params={"test": test.name}, field="qualitative")
     if not isinstance(raw_value, str):
-        raise InvalidInput(f"{test.name}: expected a number.", field="value")
+        raise InvalidInput(gettext_noop("%(test)s: expected a number."),
+                           params={"test": test.name}, field="value")
     raw = clean_text(raw_value, field="Value", max_length=RAW_VALUE_MAX, required=True)
     if _THOUSANDS.search(raw):
-        raise InvalidInput(f"Value: “{raw}” — is the comma a decimal point or a thousands separator? "
-                           "Write it without thousands separators (1200) or with a decimal point (1.2).", field="value")
+        raise InvalidInput(gettext_noop("Value: “%(raw)s” — is the comma a decimal point or a thousands "
+                                        "separator? Write it without thousands separators (1200) or with a "
+                                        "decimal point (1.2)."),
+                           params={"raw": raw}, field="value")
     qualifier, value = parse_number(raw)
     if abs(value) >= Decimal("1e17") or value != value.quantize(Decimal("0.000001")):
-        raise InvalidInput(f"Value: {raw} has more than 6 decimals or is out of range.", field="value")
+        raise InvalidInput(gettext_noop("Value: %(raw)s has more than 6 decimals or is out of range."),
+                           params={"raw": raw}, field="value")
     if not isinstance(unit, str) or _normalise_unit(unit) != _normalise_unit(test.unit):
-        shown = unit if isinstance(unit, str) and unit.strip() else "no unit"
+        shown = unit if isinstance(unit, str) and unit.strip() else Text(gettext_noop("no unit"))
         raise InvalidInput(
-            f"{test.name} is specified in “{test.unit}”; the value was given in “{shown}”. A value is only "
-            "compared with a limit in the same unit and basis: convert it in the laboratory record, or report it "
-            "in the specified unit.", field="unit")
+            gettext_noop("%(test)s is specified in “%(unit)s”; the value was given in “%(shown)s”. A value "
+                         "is only compared with a limit in the same unit and basis: convert it in the "
+                         "laboratory record, or report it in the specified unit."),
+            params={"test": test.name, "unit": test.unit, "shown": shown}, field="unit")
     return qualifier, value, ""
 
 
 def _check_test_of_batch(batch: Batch, test: TestDefinition) -> None:
     spec = pinned_specification(batch)
     if test.specification_id != spec.pk:
-        raise InvalidInput(f"{test.name} is not a test of {spec}, the specification batch {batch.number} is pinned to.",
+        raise InvalidInput(gettext_noop("%(test)s is not a test of %(spec)s, the specification batch "
+                                        "%(batch)s is pinned to."),
+                           params={"test": test.name, "spec": str(spec), "batch": batch.number},
                            field="test")
 
 
@@ -105,23 +116,27 @@ def result_enter(*, actor, batch: Batch, test: TestDefinition, password: str, ra
     comment = clean_text(comment, field="Comment", max_length=COMMENT_MAX)
     if sample is not None:
         if sample.batch_id != batch.pk:
-            raise InvalidInput("The sample belongs to another batch.", field="sample")
+            raise InvalidInput(gettext_noop("The sample belongs to another batch."), field="sample")
         if test.code not in (sample.test_codes or []):
-            raise InvalidInput(f"Sample {sample.code} was not taken for {test.name}.", field="sample")
+            raise InvalidInput(gettext_noop("Sample %(sample)s was not taken for %(test)s."),
+                               params={"sample": sample.code, "test": test.name}, field="sample")
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=batch)
     with transaction.atomic():
         locked = Batch.objects.select_for_update().select_related("site", "order", "product").get(pk=batch.pk)
         if locked.state not in QC_ACTIVE_STATES:
-            raise NotReady(f"Batch {locked.number} is {locked.get_state_display().lower()}: no QC result can be "
-                           "recorded for it.")
+            raise NotReady(gettext_noop("Batch %(batch)s is %(state)s: no QC result can be recorded for it."),
+                           params={"batch": locked.number, "state": Lowered(locked.get_state_display())})
         history = list(TestResult.objects.filter(batch=locked, test=test).order_by("entered_at", "pk"))
         if any(r.status != ResultStatus.INVALIDATED for r in history):
-            raise NotReady(f"{test.name} already has a valid result for batch {locked.number}. A retest is only "
-                           "recorded after the result is invalidated (with a reason and a reviewer's signature).")
+            raise NotReady(gettext_noop("%(test)s already has a valid result for batch %(batch)s. A retest "
+                                        "is only recorded after the result is invalidated (with a reason and "
+                                        "a reviewer's signature)."),
+                           params={"test": test.name, "batch": locked.number})
         retest_of = history[-1] if history else None
         detail = verdict.detail
         if test.composite_group:
-            detail += f" Part of composite criterion “{test.composite_group}”: it passes when any read-out passes."
+            detail += " " + gettext_noop("Part of composite criterion “%(group)s”: it passes when any read-out "
+                                         "passes.") % {"group": test.composite_group}
         result = TestResult.objects.create(
             site=locked.site, batch=locked, test=test, sample=sample, qualifier=qualifier, value=value,
             qualitative=qualitative, unit=test.unit if value is not None else "", evaluation=verdict.outcome,
@@ -160,17 +175,19 @@ def result_review(*, actor, result: TestResult, password: str, expected_version:
     """A second QC person, not the analyst who entered it, signs the result "Reviewed"."""
     require_site_perm(actor, result.site, SitePerm.QC, action="review QC results")
     if result.entered_by_id == actor.pk:
-        raise SegregationOfDuties("You entered this result: a different QC person must review it.")
+        raise SegregationOfDuties(gettext_noop("You entered this result: a different QC person must review "
+                                               "it."))
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=result)
     with transaction.atomic():
         locked = TestResult.objects.select_for_update().select_related("test", "batch").get(pk=result.pk)
         if locked.version != expected_version:
             raise StaleRecord()
         if locked.status != ResultStatus.ENTERED:
-            raise NotReady(f"This result is {locked.get_status_display().lower()}: only an entered result is reviewed.")
+            raise NotReady(gettext_noop("This result is %(status)s: only an entered result is reviewed."),
+                           params={"status": Lowered(locked.get_status_display())})
         signature_apply(actor=actor, reauth=reauth, obj=locked, meaning=Meaning.REVIEWED, comment=comment,
                         excluded_signers=[locked.entered_by_id],
-                        excluded_reason="You entered this result: a different QC person must review it.")
+                        excluded_reason=gettext_noop("You entered this result: a different QC person must review it."))
         locked.status = ResultStatus.REVIEWED
         locked.reviewed_by = actor
         locked.reviewed_at = timezone.now()
@@ -186,9 +203,10 @@ def invalidate_locked(*, actor, reauth, result: TestResult, reason: str) -> Test
     the entry signatures are voided (the content changed), and the invalidating QC
     person signs "Reviewed" over the invalidated record. The original stays visible."""
     if result.status == ResultStatus.INVALIDATED:
-        raise NotReady("This result is already invalidated.")
+        raise NotReady(gettext_noop("This result is already invalidated."))
     if result.entered_by_id == actor.pk:
-        raise SegregationOfDuties("You entered this result: a different QC person must invalidate it.")
+        raise SegregationOfDuties(gettext_noop("You entered this result: a different QC person must "
+                                               "invalidate it."))
     old = result.status
     result.status = ResultStatus.INVALIDATED
     result.invalidation_reason = reason
@@ -199,7 +217,7 @@ def invalidate_locked(*, actor, reauth, result: TestResult, reason: str) -> Test
     signatures_void_changed(actor=actor, obj=result, reason=f"Result invalidated: {reason}")
     signature_apply(actor=actor, reauth=reauth, obj=result, meaning=Meaning.REVIEWED, comment=reason,
                     excluded_signers=[result.entered_by_id],
-                    excluded_reason="You entered this result: a different QC person must invalidate it.")
+                    excluded_reason=gettext_noop("You entered this result: a different QC person must invalidate it."))
     return result
 
 
@@ -211,7 +229,8 @@ def result_invalidate(*, actor, result: TestResult, reason: str, password: str, 
     require_site_perm(actor, result.site, SitePerm.QC, action="invalidate QC results")
     reason = clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH, required=True)
     if result.entered_by_id == actor.pk:
-        raise SegregationOfDuties("You entered this result: a different QC person must invalidate it.")
+        raise SegregationOfDuties(gettext_noop("You entered this result: a different QC person must "
+                                               "invalidate it."))
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=result)
     with transaction.atomic():
         locked = TestResult.objects.select_for_update().select_related("test", "batch").get(pk=result.pk)
@@ -219,10 +238,11 @@ def result_invalidate(*, actor, result: TestResult, reason: str, password: str, 
             raise StaleRecord()
         oos = getattr(locked, "oos", None)
         if oos is not None:
-            raise NotReady("This result is under an OOS investigation: it is invalidated only when phase I "
-                           "finds an assignable laboratory error. Conclude phase I on the investigation page.")
+            raise NotReady(gettext_noop("This result is under an OOS investigation: it is invalidated only "
+                                        "when phase I finds an assignable laboratory error. Conclude phase I "
+                                        "on the investigation page."))
         if locked.evaluation == ResultEvaluation.FAIL and not locked.test.composite_group:
-            raise NotReady("A failing result is invalidated only through its OOS investigation.")
+            raise NotReady(gettext_noop("A failing result is invalidated only through its OOS investigation."))
         invalidate_locked(actor=actor, reauth=reauth, result=locked, reason=reason)
     return locked
 
@@ -259,10 +279,12 @@ def results_overdue_flag(*, now: dt.datetime | None = None) -> dict:
                     alert = alert_create(
                         actor=None, site=batch.site, batch=batch, recipient=person,
                         key=f"overdue:{batch.pk}:{status.test.pk}",
-                        title=f"Overdue: {status.test.name} of batch {batch.number}",
-                        message=(f"The {status.test.name} result of batch {batch.number} was expected on "
-                                 f"{status.expected_on:%Y-%m-%d} (turnaround {status.test.turnaround_days} days) and "
-                                 "is not recorded yet."),
+                        title=Text(gettext_noop("Overdue: %(test)s of batch %(batch)s"),
+                                   {"test": status.test.name, "batch": batch.number}),
+                        message=Text(gettext_noop("The %(test)s result of batch %(batch)s was expected on %(date)s "
+                                                  "(turnaround %(days)s days) and is not recorded yet."),
+                                     {"test": status.test.name, "batch": batch.number,
+                                      "date": f"{status.expected_on:%Y-%m-%d}", "days": status.test.turnaround_days}),
                     )
                     created += alert is not None
     return {"batches_checked": checked, "alerts_created": created}

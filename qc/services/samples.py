@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
-from batches.exceptions import NotReady
 from batches.labels import render_labels_pdf
 from batches.models import (
     Batch,
@@ -30,8 +30,10 @@ from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
 from carmfg.exceptions import InvalidInput
 from carmfg.textinput import clean_text
+from qc.exceptions import NotReady
 from qc.models import Sample
 from qc.selectors import pinned_specification
+from qc.texts import Lowered
 
 SAMPLE_TYPE_MAX = 60
 
@@ -67,7 +69,8 @@ def samples_create_from_steps(*, actor, batch: Batch) -> list[Sample]:
         records = list(StepRecord.objects.filter(batch=locked, definition__kind=StepKind.SAMPLE)
                        .select_related("definition").order_by("performed_at", "pk"))
         if not records:
-            raise NotReady(f"No sampling step of batch {locked.number} is recorded yet.")
+            raise NotReady(gettext_noop("No sampling step of batch %(batch)s is recorded yet."),
+                           params={"batch": locked.number})
         known = set(pinned_specification(locked).tests.values_list("code", flat=True))
         done = set(Sample.objects.filter(batch=locked, step_record__isnull=False).values_list("step_record_id", flat=True))
         used = set(Sample.objects.filter(batch=locked, label__isnull=False).values_list("label_id", flat=True))
@@ -101,11 +104,12 @@ def sample_create(*, actor, batch: Batch, test_codes: list[str], sample_type: st
     require_site_perm(actor, batch.site, SitePerm.QC, action="register QC samples")
     sample_type = clean_text(sample_type, field="Sample type", max_length=SAMPLE_TYPE_MAX, required=True)
     if not isinstance(test_codes, list) or not test_codes or not all(isinstance(c, str) for c in test_codes):
-        raise InvalidInput("Choose at least one test for the sample.", field="tests")
+        raise InvalidInput(gettext_noop("Choose at least one test for the sample."), field="tests")
     known = set(pinned_specification(batch).tests.values_list("code", flat=True))
     unknown = sorted(set(test_codes) - known)
     if unknown:
-        raise InvalidInput(f"Not tests of the batch's specification: {', '.join(unknown)}.", field="tests")
+        raise InvalidInput(gettext_noop("Not tests of the batch's specification: %(codes)s."),
+                           params={"codes": ', '.join(unknown)}, field="tests")
     with transaction.atomic():
         locked = Batch.objects.select_for_update().get(pk=batch.pk)
         used = set(Sample.objects.filter(batch=locked, label__isnull=False).values_list("label_id", flat=True))
@@ -123,7 +127,8 @@ def sample_create(*, actor, batch: Batch, test_codes: list[str], sample_type: st
 
 def _sample_label(sample: Sample) -> Label:
     if sample.label is None:
-        raise NotReady(f"Sample {sample.code} has no label.")
+        raise NotReady(gettext_noop("Sample %(sample)s has no label."),
+                       params={"sample": sample.code})
     return sample.label
 
 
@@ -135,8 +140,9 @@ def sample_label_pdf(*, actor, sample: Sample) -> bytes:
     with transaction.atomic():
         label = Label.objects.select_for_update().get(pk=_sample_label(sample).pk)
         if label.status != LabelStatus.PRINTED:
-            raise NotReady(f"Label {label.container_code} is {label.get_status_display().lower()}: it is printed only "
-                           "before it is applied.")
+            raise NotReady(gettext_noop("Label %(label)s is %(status)s: it is printed only before "
+                                        "it is applied."),
+                           params={"label": label.container_code, "status": Lowered(label.get_status_display())})
         pdf = render_labels_pdf([label_data(label)])
         audit_record(actor=actor, action=Action.PRINT, obj=label,
                      changes={"container_code": label.container_code, "sample": sample.code, "copy": True})
@@ -155,7 +161,8 @@ def sample_receive(*, actor, sample: Sample, scanned_code: str) -> Sample:
     audited and records nothing. Call outside any transaction (a refusal is committed)."""
     require_site_perm(actor, sample.site, SitePerm.QC, action="receive QC samples")
     if sample.received_at is not None:
-        raise NotReady(f"Sample {sample.code} was already received.")
+        raise NotReady(gettext_noop("Sample %(sample)s was already received."),
+                       params={"sample": sample.code})
     batch = sample.batch
     event = custody_scan(actor=actor, donation=batch.donation, step=CustodyStep.QC_HANDOVER, scanned_code=scanned_code,
                          expected_container_type=ContainerType.QC_SAMPLE, label=sample.label,
@@ -163,7 +170,8 @@ def sample_receive(*, actor, sample: Sample, scanned_code: str) -> Sample:
     with transaction.atomic():
         locked = Sample.objects.select_for_update().get(pk=sample.pk)
         if locked.received_at is not None:
-            raise NotReady(f"Sample {locked.code} was already received.")
+            raise NotReady(gettext_noop("Sample %(sample)s was already received."),
+                           params={"sample": locked.code})
         locked.received_by = actor
         locked.received_at = event.performed_at
         locked.save(update_fields=["received_by", "received_at"])

@@ -18,8 +18,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
-from batches.exceptions import NotReady
 from batches.models import Product
 from batches.quantities import parse_decimal
 from carmfg.accounts.permissions import SitePerm, has_site_perm, require_site_perm
@@ -28,10 +28,12 @@ from carmfg.audit.services import audit_record, diff_fields
 from carmfg.esign.models import Meaning
 from carmfg.esign.selectors import signatures_for_record
 from carmfg.esign.services import signature_apply, signature_reauthenticate, signatures_void_changed
-from carmfg.exceptions import InvalidInput, InvalidTransition, PermissionRefused, StaleRecord
+from carmfg.exceptions import PermissionRefused, StaleRecord
 from carmfg.textinput import clean_text
+from qc.exceptions import InvalidInput, InvalidTransition, NotReady
 from qc.models import LimitType, QualitativeResult, Specification, SpecStatus, TestDefinition
 from qc.spec_data import ARI_0001_LIKE, definition_rows
+from qc.texts import Lowered, Text, joined
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_TESTS = 60
@@ -47,7 +49,8 @@ NUMERIC_LIMITS = {LimitType.AT_LEAST: ("low",), LimitType.MORE_THAN: ("low",), L
 
 def _require_editor(user, site) -> None:
     if not (has_site_perm(user, site, SitePerm.QC) or has_site_perm(user, site, SitePerm.CERTIFY)):
-        raise PermissionRefused(f"Your roles at {site} do not allow you to edit specifications.")
+        raise PermissionRefused(gettext_noop("Your roles at %(site)s do not allow you to edit specifications."),
+                                params={"site": str(site)})
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -60,18 +63,22 @@ def _as_bool(value, field: str) -> bool:
         return True
     if value in ("", "false", "0", 0, None, "off", "no"):
         return False
-    raise InvalidInput(f"{field}: expected yes or no.", field=field)
+    raise InvalidInput(gettext_noop("%(field)s: expected yes or no."),
+                       params={"field": field}, field=field)
 
 
 def _whole(value, field: str, label: str, low: int, high: int) -> int:
     if isinstance(value, bool):
-        raise InvalidInput(f"{label}: expected a whole number from {low} to {high}.", field=field)
+        raise InvalidInput(gettext_noop("%(label)s: expected a whole number from %(low)s to %(high)s."),
+                           params={"label": label, "low": low, "high": high}, field=field)
     try:
         number = int(value if value not in (None, "") else 0)
     except (TypeError, ValueError):
-        raise InvalidInput(f"{label}: expected a whole number from {low} to {high}.", field=field) from None
+        raise InvalidInput(gettext_noop("%(label)s: expected a whole number from %(low)s to %(high)s."),
+                           params={"label": label, "low": low, "high": high}, field=field) from None
     if not low <= number <= high:
-        raise InvalidInput(f"{label}: expected a whole number from {low} to {high}.", field=field)
+        raise InvalidInput(gettext_noop("%(label)s: expected a whole number from %(low)s to %(high)s."),
+                           params={"label": label, "low": low, "high": high}, field=field)
     return number
 
 
@@ -80,7 +87,8 @@ def _limit(value, field: str) -> Decimal | None:
         return None
     number = parse_decimal(value, field=field.capitalize())
     if abs(number) >= Decimal("1e17"):
-        raise InvalidInput(f"{field.capitalize()}: {value} is out of range.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: %(value)s is out of range."),
+                           params={"field": field.capitalize(), "value": value}, field=field)
     return number
 
 
@@ -89,47 +97,52 @@ def clean_test_fields(values: dict[str, Any]) -> dict[str, Any]:
     no others, so a test can never be judged against a half-written limit."""
     unknown = set(values) - set(TEST_FIELDS)
     if unknown:
-        raise InvalidInput(f"Unknown test fields: {', '.join(sorted(unknown))}.")
+        raise InvalidInput(gettext_noop("Unknown test fields: %(fields)s."),
+                           params={"fields": ', '.join(sorted(unknown))})
     out: dict[str, Any] = {}
     code = clean_text(values.get("code", ""), field="Code", max_length=40, required=True)
     if not CODE_RE.match(code):
-        raise InvalidInput("Code: use lower-case letters, digits, - and _ only.", field="code")
+        raise InvalidInput(gettext_noop("Code: use lower-case letters, digits, - and _ only."), field="code")
     out["code"] = code
     for name, max_length in TEST_TEXT_FIELDS.items():
         out[name] = clean_text(values.get(name, ""), field=name.replace("_", " ").capitalize(), max_length=max_length,
                                required=name in {"name", "method"})
     limit_type = values.get("limit_type", "")
     if limit_type not in LimitType.values:
-        raise InvalidInput(f"Limit type: {limit_type!r} is not a limit type.", field="limit_type")
+        raise InvalidInput(gettext_noop("Limit type: %(limit_type)s is not a limit type."),
+                           params={"limit_type": repr(limit_type)}, field="limit_type")
     out["limit_type"] = limit_type
     low, high = _limit(values.get("low"), "low"), _limit(values.get("high"), "high")
     needed = NUMERIC_LIMITS.get(LimitType(limit_type), ())
     for name, value in (("low", low), ("high", high)):
         if name in needed and value is None:
-            raise InvalidInput(f"{LimitType(limit_type).label}: the {name} limit is required.", field=name)
+            raise InvalidInput(gettext_noop("%(kind)s: the %(name)s limit is required."),
+                               params={"kind": Text(LimitType(limit_type).label), "name": name}, field=name)
         if name not in needed and value is not None:
-            raise InvalidInput(f"{LimitType(limit_type).label}: leave the {name} limit empty.", field=name)
+            raise InvalidInput(gettext_noop("%(kind)s: leave the %(name)s limit empty."),
+                               params={"kind": Text(LimitType(limit_type).label), "name": name}, field=name)
     if low is not None and high is not None and low > high:
-        raise InvalidInput("The low limit is above the high limit.", field="low")
+        raise InvalidInput(gettext_noop("The low limit is above the high limit."), field="low")
     out["low"], out["high"] = low, high
     passing = values.get("passing_result") or ""
     if limit_type == LimitType.QUALITATIVE:
         if passing not in PASSING_RESULTS:
-            raise InvalidInput("Passing result: choose no growth, not detected or conforms.", field="passing_result")
+            raise InvalidInput(gettext_noop("Passing result: choose no growth, not detected or conforms."), field="passing_result")
         if out["unit"]:
-            raise InvalidInput("A qualitative test has no unit.", field="unit")
+            raise InvalidInput(gettext_noop("A qualitative test has no unit."), field="unit")
     elif passing:
-        raise InvalidInput("Only a qualitative test has a passing result.", field="passing_result")
+        raise InvalidInput(gettext_noop("Only a qualitative test has a passing result."), field="passing_result")
     elif limit_type != LimitType.REPORT and not out["unit"]:
         # A value is only ever compared with a limit in the same unit AND basis.
-        raise InvalidInput("Unit: a numeric limit needs its unit and basis (e.g. '% of CD3+').", field="unit")
+        raise InvalidInput(gettext_noop("Unit: a numeric limit needs its unit and basis (e.g. '% of CD3+')."), field="unit")
     out["passing_result"] = passing
     out["decimal_places"] = _whole(values.get("decimal_places", 1), "decimal_places", "Decimal places", 0, 6)
     group = clean_text(values.get("composite_group", ""), field="Composite group", max_length=40)
     if group and not CODE_RE.match(group):
-        raise InvalidInput("Composite group: use lower-case letters, digits, - and _ only.", field="composite_group")
+        raise InvalidInput(gettext_noop("Composite group: use lower-case letters, digits, - and _ only."), field="composite_group")
     if group and limit_type in (LimitType.REPORT,):
-        raise InvalidInput("A reported-only test cannot be part of a composite acceptance criterion.",
+        raise InvalidInput(gettext_noop("A reported-only test cannot be part of a composite acceptance "
+                                        "criterion."),
                            field="composite_group")
     out["composite_group"] = group
     out["required_for_provisional"] = _as_bool(values.get("required_for_provisional", False), "required_for_provisional")
@@ -137,7 +150,7 @@ def clean_test_fields(values: dict[str, Any]) -> dict[str, Any]:
                                     MAX_TURNAROUND_DAYS)
     oos_class = values.get("oos_deviation_class") or "major"
     if oos_class not in ("major", "critical"):
-        raise InvalidInput("Deviation class on failure: major or critical.", field="oos_deviation_class")
+        raise InvalidInput(gettext_noop("Deviation class on failure: major or critical."), field="oos_deviation_class")
     out["oos_deviation_class"] = oos_class
     return out
 
@@ -149,35 +162,37 @@ def clean_header_fields(values: dict[str, Any]) -> dict[str, Any]:
     for name, label in (("dose_min_cells_per_kg", "Minimum dose"), ("dose_max_cells_per_kg", "Maximum dose")):
         number = parse_decimal(values.get(name, ""), field=label)
         if number <= 0 or number >= Decimal("1e17") or number != number.to_integral_value():
-            raise InvalidInput(f"{label}: a whole number of CAR+ cells per kg, more than 0.", field=name)
+            raise InvalidInput(gettext_noop("%(label)s: a whole number of CAR+ cells per kg, more than 0."),
+                               params={"label": label}, field=name)
         out[name] = number
     if out["dose_min_cells_per_kg"] > out["dose_max_cells_per_kg"]:
-        raise InvalidInput("The minimum dose is above the maximum dose.", field="dose_min_cells_per_kg")
+        raise InvalidInput(gettext_noop("The minimum dose is above the maximum dose."), field="dose_min_cells_per_kg")
     tolerance = parse_decimal(values.get("dose_tolerance_percent", ""), field="Dose tolerance")
     if not Decimal(0) <= tolerance <= Decimal(100) or tolerance != tolerance.quantize(Decimal("0.01")):
-        raise InvalidInput("Dose tolerance: a percentage from 0 to 100, at most 2 decimals.", field="dose_tolerance_percent")
+        raise InvalidInput(gettext_noop("Dose tolerance: a percentage from 0 to 100, at most 2 decimals."), field="dose_tolerance_percent")
     out["dose_tolerance_percent"] = tolerance
     return out
 
 
-def specification_problems(spec: Specification) -> list[str]:
+def specification_problems(spec: Specification) -> list[Text]:
     """What keeps a draft from being approved, in words; empty when nothing does."""
     tests = list(spec.tests.all())
     problems = []
     if not tests:
-        problems.append("The specification has no tests.")
+        problems.append(Text(gettext_noop("The specification has no tests.")))
     groups: dict[str, list[TestDefinition]] = {}
     for test in tests:
         if test.composite_group:
             groups.setdefault(test.composite_group, []).append(test)
     for group, members in sorted(groups.items()):
         if len(members) < 2:
-            problems.append(f"Composite group {group} has one test only: a group needs at least two read-outs.")
+            problems.append(Text(gettext_noop("Composite group %(group)s has one test only: a group needs at least "
+                                              "two read-outs."), {"group": group}))
         if len({m.required_for_provisional for m in members}) > 1:
-            problems.append(f"Composite group {group}: its tests must all be, or all not be, required for "
-                            "provisional release.")
+            problems.append(Text(gettext_noop("Composite group %(group)s: its tests must all be, or all not be, "
+                                              "required for provisional release."), {"group": group}))
     if spec.dose_min_cells_per_kg > spec.dose_max_cells_per_kg:
-        problems.append("The minimum dose is above the maximum dose.")
+        problems.append(Text(gettext_noop("The minimum dose is above the maximum dose.")))
     return problems
 
 
@@ -194,8 +209,9 @@ def _lock_draft(spec: Specification, expected_revision: int | None) -> Specifica
         raise StaleRecord()
     if locked.status != SpecStatus.DRAFT:
         raise InvalidTransition(
-            f"{locked} is {locked.get_status_display().lower()}: only a draft can be changed. "
-            "Make a new version from it instead."
+            gettext_noop("%(spec)s is %(status)s: only a draft can be changed. Make a new version from it "
+                         "instead."),
+            params={"spec": str(locked), "status": Lowered(locked.get_status_display())}
         )
     return locked
 
@@ -253,7 +269,8 @@ def specification_update(*, actor, specification: Specification, expected_revisi
     _require_editor(actor, specification.site)
     unknown = set(values) - set(HEADER_FIELDS)
     if unknown:
-        raise InvalidInput(f"These fields cannot be edited: {', '.join(sorted(unknown))}.")
+        raise InvalidInput(gettext_noop("These fields cannot be edited: %(fields)s."),
+                           params={"fields": ', '.join(sorted(unknown))})
     with transaction.atomic():
         locked = _lock_draft(specification, expected_revision)
         current = {name: getattr(locked, name) for name in HEADER_FIELDS}
@@ -275,9 +292,11 @@ def specification_test_add(*, actor, specification: Specification, expected_revi
     with transaction.atomic():
         locked = _lock_draft(specification, expected_revision)
         if locked.tests.count() >= MAX_TESTS:
-            raise InvalidInput(f"A specification has at most {MAX_TESTS} tests.")
+            raise InvalidInput(gettext_noop("A specification has at most %(n)s tests."),
+                               params={"n": MAX_TESTS})
         if locked.tests.filter(code=fields["code"]).exists():
-            raise InvalidInput(f"Test code {fields['code']} is already used in this specification.", field="code")
+            raise InvalidInput(gettext_noop("Test code %(code)s is already used in this specification."),
+                               params={"code": fields["code"]}, field="code")
         order = (locked.tests.aggregate(o=Max("order"))["o"] or 0) + 1
         test = TestDefinition.objects.create(specification=locked, order=order, **fields)
         audit_record(actor=actor, action=Action.CREATE, obj=test, site=locked.site, root=locked,
@@ -296,7 +315,8 @@ def specification_test_update(*, actor, test: TestDefinition, expected_revision:
         locked = _lock_draft(test.specification, expected_revision)
         test = TestDefinition.objects.select_for_update().get(pk=test.pk)
         if fields["code"] != test.code and locked.tests.filter(code=fields["code"]).exists():
-            raise InvalidInput(f"Test code {fields['code']} is already used in this specification.", field="code")
+            raise InvalidInput(gettext_noop("Test code %(code)s is already used in this specification."),
+                               params={"code": fields["code"]}, field="code")
         before = test.definition_content()
         for name, value in fields.items():
             setattr(test, name, value)
@@ -336,14 +356,15 @@ def _sign(*, actor, spec: Specification, meaning: str, password: str, expected_r
           request: HttpRequest | None, comment: str) -> Specification:
     problems = specification_problems(spec)
     if problems:
-        raise NotReady("The specification cannot be signed yet: " + " ".join(problems))
+        raise NotReady(gettext_noop("The specification cannot be signed yet: %(problems)s"),
+                       params={"problems": joined(problems)})
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=spec)
     with transaction.atomic():
         locked = _lock_draft(spec, expected_revision)
         state = specification_signatures(locked)
         other = state[Meaning.APPROVED if meaning == Meaning.REVIEWED else Meaning.REVIEWED]
         if meaning == Meaning.APPROVED and other is None:
-            raise NotReady("A QC analyst must review the specification before a QP approves it.")
+            raise NotReady(gettext_noop("A QC analyst must review the specification before a QP approves it."))
         signature_apply(
             actor=actor, reauth=reauth, obj=locked, meaning=meaning, comment=comment,
             excluded_signers=[other.signer_id] if other is not None else [],
@@ -381,8 +402,8 @@ SPEC_TRANSITIONS = {
 
 def _transition(actor, spec: Specification, to: str, *, reason: str = "") -> None:
     if to not in SPEC_TRANSITIONS[SpecStatus(spec.status)]:
-        raise InvalidTransition(f"{spec} is {spec.get_status_display().lower()}; it cannot become "
-                                f"{SpecStatus(to).label.lower()}.")
+        raise InvalidTransition(gettext_noop("%(spec)s is %(status)s; it cannot become %(to)s."),
+                                params={"spec": str(spec), "status": Lowered(spec.get_status_display()), "to": Lowered(SpecStatus(to).label)})
     old = spec.status
     spec.status = to
     if to == SpecStatus.EFFECTIVE:
@@ -400,11 +421,14 @@ def specification_make_effective(*, actor, specification: Specification) -> Spec
         Product.objects.select_for_update().get(pk=specification.product_id)
         locked = Specification.objects.select_for_update().get(pk=specification.pk)
         if locked.status != SpecStatus.APPROVED:
-            raise InvalidTransition(f"{locked} is {locked.get_status_display().lower()}: only an approved "
-                                    "specification can be put into effect.")
+            raise InvalidTransition(gettext_noop("%(spec)s is %(status)s: only an approved specification "
+                                                 "can be put into effect."),
+                                    params={"spec": str(locked), "status": Lowered(locked.get_status_display())})
         state = specification_signatures(locked)
         if state[Meaning.REVIEWED] is None or state[Meaning.APPROVED] is None:
-            raise NotReady(f"{locked} no longer carries both valid signatures (reviewed and approved).")
+            raise NotReady(gettext_noop("%(spec)s no longer carries both valid signatures (reviewed and "
+                                        "approved)."),
+                           params={"spec": str(locked)})
         previous = Specification.objects.select_for_update().filter(
             product_id=locked.product_id, status=SpecStatus.EFFECTIVE).first()
         if previous is not None:

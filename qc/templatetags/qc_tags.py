@@ -4,6 +4,7 @@ colour alone: every badge carries its word)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django import template
 from django.utils import timezone
@@ -13,6 +14,7 @@ from django.utils.translation import gettext, gettext_noop, ngettext
 from batches.quantities import format_value as _format_value
 from carmfg.numbers import localize_number_text
 from qc.models import QualitativeResult
+from qc.texts import text_of as _text_of
 
 register = template.Library()
 
@@ -20,6 +22,33 @@ register = template.Library()
 def format_value(value, places: int | None = None) -> str:
     """A value as people read it, with the decimal separator of the page's language."""
     return localize_number_text(_format_value(value, places))
+
+
+@register.filter
+def text_of(value) -> str:
+    """A computed sentence (``qc.texts.Text``) in the reader's language; other text as it is."""
+    return _text_of(value)
+
+
+_COMPOSITE_DETAIL = re.compile(r" Part of composite criterion “(?P<group>.*)”: it passes when any read-out passes\.$")
+_REQUIRED_DETAIL = re.compile(r"^Required: (?P<result>[a-z ]+)\.$")
+
+
+@register.filter
+def evaluation_detail_text(detail: str) -> str:
+    """A result's stored (English) evaluation detail in the reader's language."""
+    suffix = ""
+    composite = _COMPOSITE_DETAIL.search(detail or "")
+    if composite:
+        detail = detail[:composite.start()]
+        suffix = " " + gettext("Part of composite criterion “%(group)s”: it passes when any read-out passes.") % {
+            "group": composite["group"]}
+    required = _REQUIRED_DETAIL.match(detail or "")
+    if required:
+        value = required["result"].replace(" ", "_")
+        shown = gettext(QualitativeResult(value).label).lower() if value in QualitativeResult.values else required["result"]
+        return gettext("Required: %(result)s.") % {"result": shown} + suffix
+    return (gettext(detail) if detail else "") + suffix
 
 
 SYMBOLS = {"gte": "≥", "gt": ">", "lte": "≤", "lt": "<"}

@@ -19,6 +19,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from batches.selectors import batch_get_for_user
@@ -40,8 +41,9 @@ def upload_limit_bytes() -> int:
 
 class RecordVerifyForm(forms.Form):
     file = forms.FileField(
-        label="Signed batch record (PDF)",
-        help_text="The file exactly as you received it. Nothing is stored: the check runs and the file is discarded.",
+        label=gettext_lazy("Signed batch record (PDF)"),
+        help_text=gettext_lazy("The file exactly as you received it. Nothing is stored: the check runs and the file "
+                               "is discarded."),
         widget=forms.ClearableFileInput(attrs={"accept": "application/pdf,.pdf"}),
     )
 
@@ -49,8 +51,8 @@ class RecordVerifyForm(forms.Form):
         upload = self.cleaned_data["file"]
         if upload.size > upload_limit_bytes():
             raise forms.ValidationError(
-                f"The file is larger than {settings.CARMFG_VERIFY_UPLOAD_MAX_MB} MB; check it with "
-                "manage.py verify_batch_record instead."
+                gettext("The file is larger than %(mb)s MB; check it with manage.py verify_batch_record instead.")
+                % {"mb": settings.CARMFG_VERIFY_UPLOAD_MAX_MB}
             )
         return upload
 
@@ -69,7 +71,8 @@ def record_verify(request):
             # empty bound form, so that it can carry the message (an unbound one raised a 500).
             form = RecordVerifyForm({})
             form.errors.clear()
-            form.add_error(None, f"The upload is larger than {settings.CARMFG_VERIFY_UPLOAD_MAX_MB} MB.")
+            form.add_error(None, gettext("The upload is larger than %(mb)s MB.")
+                           % {"mb": settings.CARMFG_VERIFY_UPLOAD_MAX_MB})
         elif form.is_valid():
             upload = form.cleaned_data["file"]
             pdf = b"".join(upload.chunks())
@@ -118,12 +121,14 @@ def record_export(request, pk: int):
         document = documents.batch_record_request(actor=request.user, batch=batch, purpose=DocumentPurpose.EXPORT,
                                                   request_id=request.POST.get("request_id") or None)
     except (GMPError, ValueError) as exc:
-        messages.error(request, getattr(exc, "message", None) or "The request id is not valid: reload the page.")
+        messages.error(request, exc.text if isinstance(exc, GMPError)
+                       else gettext("The request id is not valid: reload the page."))
         return HttpResponseRedirect(reverse("qc:batch_release", args=[batch.pk]) + "#records")
     if document.batch_id != batch.pk:  # a request id reused from another batch's form
-        messages.error(request, "The request id is not valid: reload the page.")
+        messages.error(request, gettext("The request id is not valid: reload the page."))
     else:
-        messages.success(request, f"Signed record version {document.version} requested: it appears below when signed.")
+        messages.success(request, gettext("Signed record version %(version)s requested: it appears below when signed.")
+                         % {"version": document.version})
     return HttpResponseRedirect(reverse("qc:batch_release", args=[batch.pk]) + "#records")
 
 

@@ -13,13 +13,15 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_http_methods, require_POST
 
 from batches.models import LabelStatus
 from batches.selectors import batch_get_for_user
 from carmfg.accounts.permissions import SitePerm, has_site_perm
 from carmfg.esign.selectors import signatures_for_record
-from carmfg.exceptions import GMPError, InvalidInput
+from carmfg.exceptions import GMPError
+from qc.exceptions import InvalidInput
 from qc.models import LimitType, OosPhase1Conclusion, OosStatus, QualitativeResult, SpecStatus
 from qc.selectors import (
     QC_ACTIVE_STATES,
@@ -38,6 +40,7 @@ from qc.selectors import (
 )
 from qc.services import alerts, oos, results, samples, specifications
 from qc.services.specifications import TEST_FIELDS, specification_problems, specification_signatures
+from qc.texts import Text
 
 FIELD_MAX = 20_000  # no single form field of these pages is longer: a bigger one is refused before any work
 
@@ -48,16 +51,18 @@ FIELD_MAX = 20_000  # no single form field of these pages is longer: a bigger on
 def post_text(request, name: str, *, default: str = "") -> str:
     value = request.POST.get(name, default)
     if len(value) > FIELD_MAX:
-        raise InvalidInput(f"{name.replace('_', ' ').capitalize()}: too long.", field=name)
+        raise InvalidInput(gettext_noop("%(field)s: too long."), params={"field": name.replace("_", " ").capitalize()},
+                           field=name)
     return value
 
 
-def post_int(request, name: str, *, label: str = "The form") -> int:
+def post_int(request, name: str, *, label: str = gettext_noop("The form")) -> int:
     raw = request.POST.get(name, "")
     try:
         return int(raw)
     except (TypeError, ValueError):
-        raise InvalidInput(f"{label} is out of date or incomplete ({name} missing). Reload the page.") from None
+        raise InvalidInput(gettext_noop("%(form)s is out of date or incomplete (%(name)s missing). Reload the page."),
+                           params={"form": Text(label), "name": name}) from None
 
 
 def site_perms_of(request, site) -> dict[str, bool]:
@@ -69,7 +74,7 @@ def site_perms_of(request, site) -> dict[str, bool]:
 
 def refused(request, exc: GMPError, render_page, **context):
     """Show the refusal on the page the user was on, keeping what they typed."""
-    messages.error(request, exc.message)
+    messages.error(request, exc.text)
     response = render_page(request, posted=request.POST, error_field=exc.field, **context)
     response.status_code = exc.status_code
     return response
@@ -132,17 +137,17 @@ def batch_qc(request, pk: int):
 def result_enter(request, pk: int):
     batch = batch_get_for_user(request.user, pk)
     try:
-        test_id = post_int(request, "test", label="The result form")
+        test_id = post_int(request, "test", label=gettext_noop("The result form"))
         test = next((t.test for t in batch_test_status(batch).tests if t.test.pk == test_id), None)
         if test is None:
-            raise InvalidInput("This test is not part of the batch's specification.", field="test")
+            raise InvalidInput(gettext_noop("This test is not part of the batch's specification."), field="test")
         sample = None
         sample_id = request.POST.get("sample", "")
         if sample_id:
             try:
                 sample = sample_get_for_user(request.user, int(sample_id))
             except (ValueError, Http404):
-                raise InvalidInput("Unknown sample.", field="sample") from None
+                raise InvalidInput(gettext_noop("Unknown sample."), field="sample") from None
         result = results.result_enter(
             actor=request.user, batch=batch, test=test, raw_value=post_text(request, "value"),
             qualitative=post_text(request, "qualitative"), unit=post_text(request, "unit"), sample=sample,
@@ -151,10 +156,12 @@ def result_enter(request, pk: int):
     except GMPError as exc:
         return refused(request, exc, lambda r, **kw: _render_batch(r, pk, **kw))
     if result.evaluation == "fail":
-        messages.warning(request, f"{result.test.name} {result.display_value} is out of specification: "
-                                  "an OOS investigation and a deviation were opened.")
+        messages.warning(request, gettext("%(test)s %(value)s is out of specification: an OOS investigation and a "
+                                          "deviation were opened.")
+                         % {"test": result.test.name, "value": result.display_value})
     else:
-        messages.success(request, f"{result.test.name} {result.display_value} recorded and signed.")
+        messages.success(request, gettext("%(test)s %(value)s recorded and signed.")
+                         % {"test": result.test.name, "value": result.display_value})
     return _redirect("qc:batch", batch.pk, anchor=f"test-{result.test.code}")
 
 
@@ -168,7 +175,7 @@ def result_review(request, pk: int):
                               request=request)
     except GMPError as exc:
         return refused(request, exc, lambda r, **kw: _render_batch(r, result.batch_id, **kw))
-    messages.success(request, f"{result.test.name} result reviewed and signed.")
+    messages.success(request, gettext("%(test)s result reviewed and signed.") % {"test": result.test.name})
     return _redirect("qc:batch", result.batch_id, anchor=f"test-{result.test.code}")
 
 
@@ -182,7 +189,7 @@ def result_invalidate(request, pk: int):
                                   expected_version=post_int(request, "version"), request=request)
     except GMPError as exc:
         return refused(request, exc, lambda r, **kw: _render_batch(r, result.batch_id, **kw))
-    messages.success(request, f"{result.test.name} result invalidated; record the retest.")
+    messages.success(request, gettext("%(test)s result invalidated; record the retest.") % {"test": result.test.name})
     return _redirect("qc:batch", result.batch_id, anchor=f"test-{result.test.code}")
 
 
@@ -194,8 +201,8 @@ def samples_from_steps(request, pk: int):
         created = samples.samples_create_from_steps(actor=request.user, batch=batch)
     except GMPError as exc:
         return refused(request, exc, lambda r, **kw: _render_batch(r, pk, **kw))
-    messages.success(request, f"{len(created)} sample(s) registered from the sampling steps." if created
-                     else "Every sampling step already has its sample.")
+    messages.success(request, gettext("%(n)s sample(s) registered from the sampling steps.") % {"n": len(created)}
+                     if created else gettext("Every sampling step already has its sample."))
     return _redirect("qc:batch", batch.pk, anchor="samples")
 
 
@@ -211,11 +218,13 @@ def sample_register(request, pk: int):
         return refused(request, exc, lambda r, **kw: _render_batch(r, pk, **kw))
     label = sample.label
     if label is not None and label.status == LabelStatus.PRINTED:
-        messages.success(request, f"Sample {sample.code} registered with the new label {label.container_code}: print it, "
-                                  "stick it on the tube, record it as applied, then receive the sample with a scan.")
+        messages.success(request, gettext("Sample %(sample)s registered with the new label %(label)s: print it, stick "
+                                          "it on the tube, record it as applied, then receive the sample with a scan.")
+                         % {"sample": sample.code, "label": label.container_code})
     else:
-        messages.success(request, f"Sample {sample.code} registered with label "
-                                  f"{label.container_code if label else '—'}: receive it with a scan of that label.")
+        messages.success(request, gettext("Sample %(sample)s registered with label %(label)s: receive it with a scan "
+                                          "of that label.")
+                         % {"sample": sample.code, "label": label.container_code if label else "—"})
     return _redirect("qc:batch", batch.pk, anchor="samples")
 
 
@@ -226,7 +235,7 @@ def sample_label(request, pk: int):
     try:
         pdf = samples.sample_label_pdf(actor=request.user, sample=sample)
     except GMPError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, exc.text)
         return _redirect("qc:batch", sample.batch_id, anchor="samples")
     response = HttpResponse(pdf, content_type="application/pdf")
     code = sample.label.container_code if sample.label else sample.code
@@ -242,7 +251,8 @@ def sample_label_apply(request, pk: int):
         label = samples.sample_label_apply(actor=request.user, sample=sample)
     except GMPError as exc:
         return refused(request, exc, lambda r, **kw: _render_batch(r, sample.batch_id, **kw))
-    messages.success(request, f"Label {label.container_code} is on sample {sample.code}: receive it with a scan.")
+    messages.success(request, gettext("Label %(label)s is on sample %(sample)s: receive it with a scan.")
+                     % {"label": label.container_code, "sample": sample.code})
     return _redirect("qc:batch", sample.batch_id, anchor="samples")
 
 
@@ -254,7 +264,7 @@ def sample_receive(request, pk: int):
         samples.sample_receive(actor=request.user, sample=sample, scanned_code=post_text(request, "scanned_code"))
     except GMPError as exc:
         return refused(request, exc, lambda r, **kw: _render_batch(r, sample.batch_id, **kw))
-    messages.success(request, f"Sample {sample.code} received by QC.")
+    messages.success(request, gettext("Sample %(sample)s received by QC.") % {"sample": sample.code})
     return _redirect("qc:batch", sample.batch_id, anchor="samples")
 
 
@@ -291,10 +301,10 @@ def oos_detail(request, pk: int):
                 conclusion=post_text(request, "conclusion"), password=post_text(request, "password"),
                 expected_version=version, request=request)
         else:
-            raise InvalidInput("The form is out of date (phase missing). Reload the page.")
+            raise InvalidInput(gettext_noop("The form is out of date (phase missing). Reload the page."))
     except GMPError as exc:
         return refused(request, exc, lambda r, **kw: _render_oos(r, pk, **kw))
-    messages.success(request, f"Investigation: {investigation.get_status_display()}.")
+    messages.success(request, gettext("Investigation: %(status)s.") % {"status": gettext(investigation.get_status_display())})
     return _redirect("qc:oos", investigation.pk)
 
 
@@ -315,7 +325,7 @@ def _render_spec(request, pk, *, posted=None, error_field=None, status=200):
     tests = list(spec.tests.all())
     context = {
         "spec": spec, "tests": tests, "signatures": signatures_for_record(spec),
-        "state": specification_signatures(spec), "problems": specification_problems(spec) if spec.status == SpecStatus.DRAFT else [],
+        "state": specification_signatures(spec), "problems": [p.text for p in specification_problems(spec)] if spec.status == SpecStatus.DRAFT else [],
         "perms": site_perms_of(request, spec.site), "posted": posted or {}, "error_field": error_field,
         "limit_types": LimitType.choices, "passing_results": specifications.QUALITATIVE_CHOICES,
         "is_draft": spec.status == SpecStatus.DRAFT, "SpecStatus": SpecStatus,
@@ -343,7 +353,8 @@ def specification_action(request, pk: int, action: str):
         if action == "clone":
             clone = specifications.specification_clone(actor=user, specification=spec,
                                                        change_summary=post_text(request, "change_summary"))
-            messages.success(request, f"Draft version {clone.version} created from version {spec.version}.")
+            messages.success(request, gettext("Draft version %(new)s created from version %(old)s.")
+                             % {"new": clone.version, "old": spec.version})
             return _redirect("qc:specification", clone.pk)
         revision = post_int(request, "revision")
         if action == "edit":
@@ -351,24 +362,25 @@ def specification_action(request, pk: int, action: str):
                 actor=user, specification=spec, expected_revision=revision,
                 reason=post_text(request, "reason") or "draft edit",
                 **{name: post_text(request, name) for name in specifications.HEADER_FIELDS})
-            messages.success(request, "Specification updated.")
+            messages.success(request, gettext("Specification updated."))
         elif action == "add-test":
             test = specifications.specification_test_add(actor=user, specification=spec, expected_revision=revision,
                                                          **_test_values(request))
-            messages.success(request, f"Test {test.name} added.")
+            messages.success(request, gettext("Test %(test)s added.") % {"test": test.name})
         elif action == "review":
             specifications.specification_review(actor=user, specification=spec, password=post_text(request, "password"),
                                                 expected_revision=revision, request=request,
                                                 comment=post_text(request, "comment"))
-            messages.success(request, "Specification signed as reviewed.")
+            messages.success(request, gettext("Specification signed as reviewed."))
         elif action == "approve":
             specifications.specification_approve(actor=user, specification=spec, password=post_text(request, "password"),
                                                  expected_revision=revision, request=request,
                                                  comment=post_text(request, "comment"))
-            messages.success(request, "Specification approved.")
+            messages.success(request, gettext("Specification approved."))
         elif action == "effective":
             specifications.specification_make_effective(actor=user, specification=spec)
-            messages.success(request, f"Version {spec.version} is now effective for new batches.")
+            messages.success(request, gettext("Version %(version)s is now effective for new batches.")
+                             % {"version": spec.version})
         else:
             raise Http404("Unknown action.")
     except GMPError as exc:
@@ -386,11 +398,11 @@ def specification_test_action(request, pk: int, action: str):
         if action == "edit":
             specifications.specification_test_update(actor=request.user, test=test, expected_revision=revision,
                                                      reason=post_text(request, "reason"), **_test_values(request))
-            messages.success(request, f"Test {test.name} updated.")
+            messages.success(request, gettext("Test %(test)s updated.") % {"test": test.name})
         elif action == "remove":
             specifications.specification_test_remove(actor=request.user, test=test, expected_revision=revision,
                                                      reason=post_text(request, "reason"))
-            messages.success(request, f"Test {test.name} removed.")
+            messages.success(request, gettext("Test %(test)s removed.") % {"test": test.name})
         else:
             raise Http404("Unknown action.")
     except GMPError as exc:
@@ -418,9 +430,9 @@ def alert_acknowledge(request, pk: int):
     try:
         alerts.alert_acknowledge(actor=request.user, alert=alert)
     except GMPError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, exc.text)
     else:
-        messages.success(request, f"Alert acknowledged: {alert.title}.")
+        messages.success(request, gettext("Alert acknowledged: %(title)s.") % {"title": alert.title_text})
     return _redirect("qc:alerts")
 
 

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.urls import path
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_POST
 
 from batches.models import BatchFailureReason, BatchState, Deviation, ReleaseModel
@@ -101,10 +102,10 @@ def _investigations(request, batch) -> list[OosInvestigation]:
     try:
         wanted = [int(i) for i in ids]
     except ValueError:
-        raise InvalidInput("Unknown investigation.", field="investigations") from None
+        raise InvalidInput(gettext_noop("Unknown investigation."), field="investigations") from None
     found = oos_of_batch_by_ids(batch, wanted)
     if len(found) != len(set(wanted)):
-        raise InvalidInput("Only the investigations of this batch's failing results can be linked.",
+        raise InvalidInput(gettext_noop("Only the investigations of this batch's failing results can be linked."),
                            field="investigations")
     return found
 
@@ -118,7 +119,7 @@ def _deviation(request, batch) -> Deviation | None:
     except ValueError:
         deviation = None
     if deviation is None:
-        raise InvalidInput("Deviation: choose one of this batch's major deviations.", field="deviation")
+        raise InvalidInput(gettext_noop("Deviation: choose one of this batch's major deviations."), field="deviation")
     return deviation
 
 
@@ -145,11 +146,12 @@ def certify(request, pk: int):
                 justification=post_text(request, "justification"), investigations=_investigations(request, batch),
                 comment=post_text(request, "comment"), **common)
         else:
-            raise InvalidInput("The form is out of date (certification kind missing). Reload the page.")
+            raise InvalidInput(gettext_noop("The form is out of date (certification kind missing). Reload the page."))
     except GMPError as exc:
         return refused(request, exc, lambda r, **kw: _render_batch_release(r, pk, **kw))
-    messages.success(request, f"{cert.get_kind_display()} certification of {batch.number} signed: "
-                              f"{cert.get_decision_display().lower()}.")
+    messages.success(request, gettext("%(kind)s certification of %(batch)s signed: %(decision)s.")
+                     % {"kind": gettext(cert.get_kind_display()), "batch": batch.number,
+                        "decision": gettext(cert.get_decision_display()).lower()})
     return _redirect("qc:batch_release", batch.pk)
 
 
@@ -164,7 +166,8 @@ def reject(request, pk: int):
             expected_version=post_int(request, "version"), request=request)
     except GMPError as exc:
         return refused(request, exc, lambda r, **kw: _render_batch_release(r, pk, **kw))
-    messages.success(request, f"Batch {batch.number} rejected ({cert.get_kind_display().lower()} decision, signed).")
+    messages.success(request, gettext("Batch %(batch)s rejected (%(kind)s decision, signed).")
+                     % {"batch": batch.number, "kind": gettext(cert.get_kind_display()).lower()})
     return _redirect("qc:batch_release", batch.pk)
 
 
