@@ -30,6 +30,11 @@ class Phrase:
         self.params = dict(params or {})
 
     @classmethod
+    def literal(cls, value: object) -> Phrase:
+        """A value shown as it is, never looked up in the catalogue (e.g. what was scanned)."""
+        return cls("%(value)s", {"value": value})
+
+    @classmethod
     def of(cls, error: GMPError) -> Phrase:
         """The message of a domain error, kept translatable."""
         return cls(error.template, error.params)
@@ -61,6 +66,28 @@ class Phrase:
 
     def __hash__(self) -> int:
         return hash(self.template)
+
+
+class LowerLabel(Phrase):
+    """A choice label inside a sentence ("apheresis bag"): the English record keeps it
+    lower-cased as before; the translation only lower-cases its first letter, so that
+    abbreviations stay as they are ("образец ОКК")."""
+
+    __slots__ = ()
+
+    def __init__(self, label: str) -> None:
+        super().__init__(str(label))
+
+    @property
+    def message(self) -> str:
+        return self.template.lower()
+
+    @property
+    def text(self) -> str:
+        translated = gettext(self.template) if self.template else ""
+        if translated == self.template:
+            return self.message
+        return translated[:1].lower() + translated[1:]
 
 
 def _render(template: str, params: Mapping[str, Any]) -> str:
@@ -98,22 +125,34 @@ class IdentityMismatch(BatchError):
 
     status_code = 409
 
-    def __init__(self, *, expected: str, scanned: str, message: str | None = None,
+    def __init__(self, *, expected: str | Phrase, scanned: str | Phrase, message: str | None = None,
                  params: Mapping[str, Any] | None = None, cause: str | Phrase = "") -> None:
-        self.expected = expected
-        self.scanned = scanned
+        # What the step expects and what was scanned: English in ``expected`` and
+        # ``scanned``, in the active language in ``expected_text`` and ``scanned_text``.
+        self.expected_phrase = expected if isinstance(expected, Phrase) else Phrase.literal(expected)
+        self.scanned_phrase = scanned if isinstance(scanned, Phrase) else Phrase.literal(scanned)
+        self.expected = self.expected_phrase.message
+        self.scanned = self.scanned_phrase.message
         # Why it does not match, in one sentence (shown above expected vs scanned):
         # ``cause`` in English, ``cause_text`` in the active language.
-        self.cause_phrase = cause if isinstance(cause, Phrase) else Phrase(cause)
+        self.cause_phrase = cause if isinstance(cause, Phrase) else Phrase.literal(cause)
         self.cause = self.cause_phrase.message
         if message is None:
             message = gettext_noop("Wrong container: expected %(expected)s, scanned %(scanned)s. The step is blocked.")
-            params = {"expected": expected, "scanned": scanned}
+            params = {"expected": self.expected_phrase, "scanned": self.scanned_phrase}
         super().__init__(message, params=params)
 
     @property
     def cause_text(self) -> str:
         return self.cause_phrase.text
+
+    @property
+    def expected_text(self) -> str:
+        return self.expected_phrase.text
+
+    @property
+    def scanned_text(self) -> str:
+        return self.scanned_phrase.text
 
 
 class LimitExceeded(BatchError):

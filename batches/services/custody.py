@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from batches.exceptions import IdentityMismatch, Phrase
+from batches.exceptions import IdentityMismatch, LowerLabel, Phrase
 from batches.models import ContainerType, CustodyEvent, CustodyStep, Donation, Label, LabelStatus
 from batches.scans import ScanError, parse_label_scan, shown
 from carmfg.accounts.permissions import SitePerm, has_site_perm
@@ -47,20 +47,20 @@ A = ContainerType
 class StepRule:
     containers: frozenset[str]
     asks_temperature: bool
-    what: str  # shown on the scan page: what to scan
+    what: str  # shown on the scan page: what to scan (marked for translation)
 
 
 STEP_RULES: dict[str, StepRule] = {
-    CustodyStep.COLLECTION: StepRule(frozenset({A.APHERESIS_BAG}), False, "the apheresis bag, at the end of collection"),
-    CustodyStep.TRANSPORT: StepRule(frozenset({A.APHERESIS_BAG}), True, "the apheresis bag, as it leaves in its transport box"),
-    CustodyStep.RECEIPT: StepRule(frozenset({A.APHERESIS_BAG}), True, "the apheresis bag, as it arrives at the GMP facility"),
+    CustodyStep.COLLECTION: StepRule(frozenset({A.APHERESIS_BAG}), False, gettext_noop("the apheresis bag, at the end of collection")),
+    CustodyStep.TRANSPORT: StepRule(frozenset({A.APHERESIS_BAG}), True, gettext_noop("the apheresis bag, as it leaves in its transport box")),
+    CustodyStep.RECEIPT: StepRule(frozenset({A.APHERESIS_BAG}), True, gettext_noop("the apheresis bag, as it arrives at the GMP facility")),
     CustodyStep.MANUFACTURING: StepRule(
-        frozenset({A.APHERESIS_BAG, A.CULTURE_VESSEL}), False, "the bag or culture vessel going into the clean room"
+        frozenset({A.APHERESIS_BAG, A.CULTURE_VESSEL}), False, gettext_noop("the bag or culture vessel going into the clean room")
     ),
-    CustodyStep.QC_HANDOVER: StepRule(frozenset({A.QC_SAMPLE}), False, "each QC sample handed to the laboratory"),
-    CustodyStep.STORAGE: StepRule(frozenset({A.FINAL_PRODUCT_BAG}), True, "the final product bag, into storage"),
-    CustodyStep.DISPATCH: StepRule(frozenset({A.FINAL_PRODUCT_BAG}), True, "the final product bag, leaving for the ward"),
-    CustodyStep.BEDSIDE: StepRule(frozenset({A.FINAL_PRODUCT_BAG}), False, "the final product bag, at the bedside"),
+    CustodyStep.QC_HANDOVER: StepRule(frozenset({A.QC_SAMPLE}), False, gettext_noop("each QC sample handed to the laboratory")),
+    CustodyStep.STORAGE: StepRule(frozenset({A.FINAL_PRODUCT_BAG}), True, gettext_noop("the final product bag, into storage")),
+    CustodyStep.DISPATCH: StepRule(frozenset({A.FINAL_PRODUCT_BAG}), True, gettext_noop("the final product bag, leaving for the ward")),
+    CustodyStep.BEDSIDE: StepRule(frozenset({A.FINAL_PRODUCT_BAG}), False, gettext_noop("the final product bag, at the bedside")),
 }
 
 
@@ -75,13 +75,17 @@ class Refusal(Exception):
     """Raised inside a business transaction to roll it back; :func:`refuse` then audits
     the attempt in a transaction of its own and raises the user-facing error."""
 
-    def __init__(self, *, cause: Phrase, expected: str, scanned: str, other_donation: Donation | None = None,
-                 error: type[GMPError] | None = None, message: Phrase | None = None, scanned_din: str = "") -> None:
-        # Why it was refused: ``cause`` in English (the audit event), ``cause_phrase`` translatable.
+    def __init__(self, *, cause: Phrase, expected: str | Phrase, scanned: str | Phrase,
+                 other_donation: Donation | None = None, error: type[GMPError] | None = None,
+                 message: Phrase | None = None, scanned_din: str = "") -> None:
+        # Why it was refused, what was expected and what was scanned: English in
+        # ``cause``, ``expected`` and ``scanned`` (the audit event), translatable in the phrases.
         self.cause_phrase = cause
         self.cause = cause.message
-        self.expected = expected
-        self.scanned = scanned
+        self.expected_phrase = expected if isinstance(expected, Phrase) else Phrase.literal(expected)
+        self.scanned_phrase = scanned if isinstance(scanned, Phrase) else Phrase.literal(scanned)
+        self.expected = self.expected_phrase.message
+        self.scanned = self.scanned_phrase.message
         self.other_donation = other_donation
         # The 13-character DIN the scan carried, when it was readable.
         self.scanned_din = other_donation.din if other_donation is not None else scanned_din
@@ -90,29 +94,41 @@ class Refusal(Exception):
         super().__init__(self.cause)
 
 
-def _expected_what(containers: Iterable[str], label: Label | None = None, fraction_number: int | None = None) -> str:
+def _expected_what(containers: Iterable[str], label: Label | None = None,
+                   fraction_number: int | None = None) -> Phrase:
     if label is not None:
-        return f"{label.get_container_type_display().lower()} {label.container_code}"
-    what = " or ".join(sorted(ContainerType(c).label.lower() for c in containers))
+        return Phrase("%(type)s %(code)s", {"type": LowerLabel(ContainerType(label.container_type).label),
+                                              "code": label.container_code})
+    kinds: list[Phrase] = [LowerLabel(label) for label in sorted(ContainerType(c).label for c in containers)]
+    what = kinds[0] if len(kinds) == 1 else Phrase(
+        gettext_noop("%(first)s or %(second)s"), {"first": Phrase.join(", ", kinds[:-1]), "second": kinds[-1]})
     if fraction_number is not None:
-        what += f" of fraction {fraction_number}"
+        what = Phrase(gettext_noop("%(what)s of fraction %(fraction)s"), {"what": what, "fraction": fraction_number})
     return what
+
+
+def expected_phrase(donation: Donation, containers: Iterable[str], label: Label | None = None,
+                    fraction_number: int | None = None) -> Phrase:
+    """What a scan must name (the donation's DIN and the container), translatable."""
+    return Phrase("%(din)s · %(what)s", {"din": donation.din_display,
+                                         "what": _expected_what(containers, label, fraction_number)})
 
 
 def expected_text(donation: Donation, containers: Iterable[str], label: Label | None = None,
                   fraction_number: int | None = None) -> str:
-    return f"{donation.din_display} · {_expected_what(containers, label, fraction_number)}"
+    return expected_phrase(donation, containers, label, fraction_number).message
 
 
-def _scanned_text(scan_din, label: Label | None, code: str | None, raw: str) -> str:
+def _scanned_text(scan_din, label: Label | None, code: str | None, raw: str) -> Phrase:
     if scan_din is None:
-        return shown(raw)
+        return Phrase.literal(shown(raw))
     text = scan_din.din13[:5] + " " + scan_din.din13[5:7] + " " + scan_din.din13[7:] + f" [{scan_din.check}]"
     if label is not None:
-        return f"{text} · {label.get_container_type_display().lower()} {label.container_code}"
+        return Phrase("%(din)s · %(type)s %(code)s", {
+            "din": text, "type": LowerLabel(ContainerType(label.container_type).label), "code": label.container_code})
     if code:
-        return f"{text} · {code}"
-    return f"{text} · no container code (DIN barcode only)"
+        return Phrase("%(din)s · %(code)s", {"din": text, "code": code})
+    return Phrase(gettext_noop("%(din)s · no container code (DIN barcode only)"), {"din": text})
 
 
 def identify_label(*, donation: Donation, scanned_code: str, containers: Iterable[str],
@@ -121,12 +137,12 @@ def identify_label(*, donation: Donation, scanned_code: str, containers: Iterabl
     step expects; raises :class:`Refusal` otherwise. Call inside the business
     transaction: the label row is locked, so it cannot be destroyed meanwhile."""
     containers = frozenset(containers)
-    expected = expected_text(donation, containers, label, fraction_number)
+    expected = expected_phrase(donation, containers, label, fraction_number)
     try:
         scan = parse_label_scan(scanned_code)
     except ScanError as exc:
         raise Refusal(cause=Phrase(gettext_noop("Unreadable scan: %(problem)s"), {"problem": Phrase.of(exc)}),
-                      expected=expected, scanned=shown(scanned_code)) from None
+                      expected=expected, scanned=Phrase.literal(shown(scanned_code))) from None
     if scan.din.din13 != donation.din:
         other = Donation.objects.filter(site_id=donation.site_id, din=scan.din.din13).select_related("order__patient").first()
         cause = (
@@ -212,9 +228,9 @@ def refuse(*, actor, donation: Donation, refusal: Refusal, context: str, step: s
         told = refusal.message or refusal.cause_phrase
         raise refusal.error(told.template, params=told.params)
     raise IdentityMismatch(
-        expected=refusal.expected, scanned=refusal.scanned, cause=refusal.cause_phrase,
+        expected=refusal.expected_phrase, scanned=refusal.scanned_phrase, cause=refusal.cause_phrase,
         message=BLOCKED_MESSAGE,
-        params={"cause": refusal.cause_phrase, "expected": refusal.expected, "scanned": refusal.scanned},
+        params={"cause": refusal.cause_phrase, "expected": refusal.expected_phrase, "scanned": refusal.scanned_phrase},
     )
 
 

@@ -163,11 +163,11 @@ class _LabelRefused(IdentityMismatch):
 
     def __init__(self, refusal: Refusal) -> None:
         self.refusal = refusal
-        super().__init__(expected=refusal.expected, scanned=refusal.scanned, cause=refusal.cause_phrase,
+        super().__init__(expected=refusal.expected_phrase, scanned=refusal.scanned_phrase, cause=refusal.cause_phrase,
                          message=gettext_noop("%(cause)s Expected %(expected)s; scanned %(scanned)s. "
                                               "The step is blocked."),
-                         params={"cause": refusal.cause_phrase, "expected": refusal.expected,
-                                 "scanned": refusal.scanned})
+                         params={"cause": refusal.cause_phrase, "expected": refusal.expected_phrase,
+                                 "scanned": refusal.scanned_phrase})
 
 
 def _check_label(batch: Batch, definition: StepDefinition, scanned: str) -> str:

@@ -75,7 +75,8 @@ def infusion_record(
                 raise Refusal(
                     cause=Phrase(gettext_noop("Batch %(batch)s is %(state)s: it may be infused only once it is "
                                               "(provisionally) released."), state),
-                    expected="a released batch", scanned=shown(bag_scanned_code), error=NotReady,
+                    expected=Phrase(gettext_noop("a released batch")), scanned=Phrase.literal(shown(bag_scanned_code)),
+                    error=NotReady,
                     message=Phrase(gettext_noop("Infusion refused: batch %(batch)s is %(state)s. A product may be "
                                                 "infused only once the QP has (provisionally) released it. Nothing "
                                                 "was recorded; the attempt is in the audit trail."), state),
@@ -95,8 +96,10 @@ def infusion_record(
             if wristband != patient.wristband_code:
                 raise Refusal(
                     cause=Phrase(gettext_noop("Wrong patient: the wristband scanned is not this patient's.")),
-                    expected=f"wristband of patient {patient.pseudonym} ({patient.initials}, born {patient.birth_year})",
-                    scanned=f"wristband {shown(wristband_scanned_code)}",
+                    expected=Phrase(gettext_noop("wristband of patient %(patient)s (%(initials)s, born %(year)s)"),
+                                    {"patient": patient.pseudonym, "initials": patient.initials,
+                                     "year": patient.birth_year}),
+                    scanned=Phrase(gettext_noop("wristband %(code)s"), {"code": shown(wristband_scanned_code)}),
                 )
             if not isinstance(infused_at, dt.datetime) or timezone.is_naive(infused_at):
                 raise InvalidInput(gettext_noop("Infusion time: expected a date and time."), field="infused_at")

@@ -11,7 +11,14 @@ from django.utils import translation
 from django.utils.translation import gettext_noop
 
 from batches.demo_mbr import run_good_steps
-from batches.exceptions import ConfirmationRequired, IdentityMismatch, NotReady, Phrase, more_phrase
+from batches.exceptions import (
+    ConfirmationRequired,
+    IdentityMismatch,
+    LowerLabel,
+    NotReady,
+    Phrase,
+    more_phrase,
+)
 from batches.models import CustodyStep
 from batches.progress import load_plan
 from batches.services.custody import custody_scan
@@ -45,6 +52,21 @@ def test_a_phrase_is_english_in_the_record_and_translated_with_its_nested_values
         assert nested.text == nested.message
 
 
+def test_a_choice_label_in_a_sentence_is_lower_case_but_keeps_its_abbreviations():
+    label = LowerLabel("QC sample")
+
+    assert label.message == "qc sample"  # as the English record always had it
+    with translation.override("ru"):
+        assert label.text == "образец ОКК"
+
+
+def test_what_was_scanned_is_shown_as_it_is_never_translated():
+    scanned = Phrase.literal("Nothing changed.")
+
+    with translation.override("ru"):
+        assert scanned.text == "Nothing changed."
+
+
 def test_an_untranslated_phrase_is_shown_in_english_with_its_values():
     error = NotReady("Nobody translated %(what)s.", params={"what": Phrase("this %(n)s", {"n": 3})})
 
@@ -68,6 +90,7 @@ def test_another_patients_bag_is_refused_in_russian_on_the_page_and_audited_in_e
     html = response.content.decode()
     overlay = html[html.index('<div class="scan-blocked"'):]
     assert f"Эта этикетка принадлежит другой донации (пациент {patient})." in overlay
+    assert f"<dd>{donation.din_display} · пакет афереза</dd>" in overlay
     assert "belongs to another donation" not in overlay
     blocked = AuditEvent.objects.get(action=Action.BLOCKED, root_id=str(donation.pk))
     assert blocked.changes["cause"] == f"This label belongs to another donation (patient {patient})."
