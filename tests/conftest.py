@@ -66,6 +66,17 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _default_language_after_each_test():
+    """A request's language (Accept-Language, a user's profile) stays active in the thread
+    after the test client's response; the next test starts in the default language, as a
+    new request does (a signed record requested outside a request takes the active one)."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
 @pytest.fixture
 def make_site(db):
     counter = {"n": 0}

@@ -83,7 +83,7 @@ class RecordDocumentSerializer(serializers.ModelSerializer):
         fields = ("id", "site", "batch", "certification", "purpose", "request_id", "version", "status",
                   "failure_reason", "sha256", "size_bytes", "page_count", "signer_subject", "signed_at",
                   "timestamped_at", "audit_chain_seq", "audit_chain_hash", "requested_by", "requested_at",
-                  "download")
+                  "language", "download")
         read_only_fields = fields
 
     @extend_schema_field(serializers.CharField(allow_null=True))

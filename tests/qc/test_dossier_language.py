@@ -168,3 +168,19 @@ def test_signature_and_certification_labels_are_translated_for_display():
         assert translation.gettext(CertificationDecision.REJECTED.label) != "Rejected"
     # stored and signed values stay English
     assert Meaning.PERFORMED.label == "Performed"
+
+
+def test_a_request_through_the_api_takes_the_language_the_client_asks_for(make_batch, auditor, client_for):
+    batch = make_batch()
+    response = client_for(auditor).post(f"/api/v1/batches/{batch.pk}/records/", "{}", content_type="application/json",
+                                        headers={"Accept-Language": "ru"})
+
+    assert response.status_code == 202, response.content
+    assert response.json()["language"] == "ru"
+    assert BatchRecordDocument.objects.get(pk=response.json()["id"]).language == "ru"
+
+
+def test_running_headers_never_paste_a_translated_text_into_css_unescaped():
+    content = documents.css_content('Стр. "%(page)s" \\ }%(pages)s', {"page": "counter(page)", "pages": "counter(pages)"})
+
+    assert content == '"Стр\\2e  \\22 " counter(page) "\\22  \\5c  \\7d " counter(pages)'
