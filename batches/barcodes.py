@@ -12,6 +12,7 @@ import base64
 
 from barcode import Code128
 from barcode.writer import SVGWriter
+from django.utils.translation import gettext_noop
 from ppf.datamatrix import DataMatrix
 
 from carmfg.exceptions import InvalidInput
@@ -25,20 +26,21 @@ MAX_BARCODE_DATA_LENGTH = 64
 
 
 class BarcodeError(InvalidInput):
-    default_message = "This text cannot be encoded in a barcode."
+    default_message = gettext_noop("This text cannot be encoded in a barcode.")
 
 
 def _check_data(data: str) -> None:
     if not isinstance(data, str) or not data:
-        raise BarcodeError("Barcode data must be non-empty text.")
+        raise BarcodeError(gettext_noop("Barcode data must be non-empty text."))
     if len(data) > MAX_BARCODE_DATA_LENGTH:
         raise BarcodeError(
-            f"Barcode data is {len(data)} characters long; labels encode at most "
-            f"{MAX_BARCODE_DATA_LENGTH}."
+            gettext_noop("Barcode data is %(length)s characters long; labels encode at most %(max)s."),
+            params={"length": len(data), "max": MAX_BARCODE_DATA_LENGTH},
         )
     bad = [ch for ch in data if not (ch.isascii() and ch.isprintable())]
     if bad:
-        raise BarcodeError(f"Barcode data may hold printable ASCII only; got {bad[0]!r}.")
+        raise BarcodeError(gettext_noop("Barcode data may hold printable ASCII only; got %(got)s."),
+                           params={"got": repr(bad[0])})
 
 
 def code128_modules(data: str) -> str:

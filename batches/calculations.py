@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
+from django.utils.translation import gettext_noop
+
 from carmfg.exceptions import InvalidInput
 
 HUNDRED = Decimal(100)
@@ -19,14 +21,15 @@ MAX_FRACTIONS = 10
 
 
 class CalculationError(InvalidInput):
-    default_message = "The calculation cannot be done with these inputs."
+    default_message = gettext_noop("The calculation cannot be done with these inputs.")
 
 
 def _positive(value: Decimal, label: str) -> Decimal:
     if not isinstance(value, Decimal) or not value.is_finite():
-        raise CalculationError(f"{label} is not a number.")
+        raise CalculationError(gettext_noop("%(label)s is not a number."), params={"label": label})
     if value <= 0:
-        raise CalculationError(f"{label} must be greater than zero (it is {value}).")
+        raise CalculationError(gettext_noop("%(label)s must be greater than zero (it is %(value)s)."),
+                               params={"label": label, "value": value})
     return value
 
 
@@ -50,10 +53,11 @@ def fold_expansion(*, final_cells: Decimal, initial_cells: Decimal) -> Decimal:
 def viability_pct(*, viable_cells: Decimal, total_cells: Decimal) -> Decimal:
     _positive(total_cells, "The total cell count")
     if viable_cells < 0:
-        raise CalculationError("The viable cell count cannot be negative.")
+        raise CalculationError(gettext_noop("The viable cell count cannot be negative."))
     if viable_cells > total_cells:
         raise CalculationError(
-            f"More viable cells ({viable_cells}) than cells in total ({total_cells}): check both counts."
+            gettext_noop("More viable cells (%(viable)s) than cells in total (%(total)s): check both counts."),
+            params={"viable": viable_cells, "total": total_cells},
         )
     return viable_cells / total_cells * HUNDRED
 
@@ -71,7 +75,7 @@ def cumulative_population_doublings(passages: Sequence[tuple[Decimal, Decimal]])
     passage counts from the cells it was seeded with.
     """
     if not passages:
-        raise CalculationError("No cell counts to compute population doublings from.")
+        raise CalculationError(gettext_noop("No cell counts to compute population doublings from."))
     total = Decimal(0)
     for seeded, harvested in passages:
         total += _log2(fold_expansion(final_cells=harvested, initial_cells=seeded))
@@ -81,7 +85,8 @@ def cumulative_population_doublings(passages: Sequence[tuple[Decimal, Decimal]])
 def car_positive_cells(*, viable_cells: Decimal, car_positive_pct: Decimal) -> Decimal:
     _positive(viable_cells, "The viable cell count")
     if not Decimal(0) <= car_positive_pct <= HUNDRED:
-        raise CalculationError(f"CAR+ must be between 0 and 100 %; it is {car_positive_pct} %.")
+        raise CalculationError(gettext_noop("CAR+ must be between 0 and 100 %%; it is %(value)s %%."),
+                               params={"value": car_positive_pct})
     return viable_cells * car_positive_pct / HUNDRED
 
 
@@ -113,22 +118,22 @@ def dose_per_kg(*, car_positive_cells: Decimal, weight_kg: Decimal, target_cells
 def check_fraction_percents(percents: Sequence) -> list[Decimal]:
     """Split-dosing percentages (e.g. 10/30/60): positive, at most ten, adding up to 100."""
     if not isinstance(percents, list | tuple) or not percents:
-        raise CalculationError("The product defines no dose fractions (e.g. 10, 30, 60 %).")
+        raise CalculationError(gettext_noop("The product defines no dose fractions (e.g. 10, 30, 60 %)."))
     if len(percents) > MAX_FRACTIONS:
-        raise CalculationError(f"At most {MAX_FRACTIONS} fractions are allowed.")
+        raise CalculationError(gettext_noop("At most %(count)s fractions are allowed."), params={"count": MAX_FRACTIONS})
     values = []
     for item in percents:
         if isinstance(item, bool) or not isinstance(item, int | str | Decimal):
-            raise CalculationError(f"Fraction {item!r} is not a percentage.")
+            raise CalculationError(gettext_noop("Fraction %(item)s is not a percentage."), params={"item": repr(item)})
         try:
             value = Decimal(str(item))
         except ArithmeticError:
-            raise CalculationError(f"Fraction {item!r} is not a percentage.") from None
+            raise CalculationError(gettext_noop("Fraction %(item)s is not a percentage."), params={"item": repr(item)}) from None
         if not value.is_finite() or value <= 0:
-            raise CalculationError(f"Each fraction must be more than 0 %; got {item}.")
+            raise CalculationError(gettext_noop("Each fraction must be more than 0 %%; got %(item)s."), params={"item": item})
         values.append(value)
     if sum(values) != HUNDRED:
-        raise CalculationError(f"The fractions add up to {sum(values)} %, not 100 %.")
+        raise CalculationError(gettext_noop("The fractions add up to %(sum)s %%, not 100 %%."), params={"sum": sum(values)})
     return values
 
 
@@ -148,7 +153,7 @@ def fill_volumes(*, fraction_cells: Sequence[Decimal], concentration_cells_per_m
     """Volume of formulated suspension per bag: cells in the fraction / concentration."""
     _positive(concentration_cells_per_ml, "The concentration of the formulated product")
     if not fraction_cells:
-        raise CalculationError("There are no fractions to fill.")
+        raise CalculationError(gettext_noop("There are no fractions to fill."))
     return [_positive(Decimal(c), "A fraction's cell number") / concentration_cells_per_ml for c in fraction_cells]
 
 
@@ -281,7 +286,7 @@ def calculation_get(name: str) -> Calculation:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise CalculationError(f"There is no calculation named {name!r}.") from None
+        raise CalculationError(gettext_noop("There is no calculation named %(name)s."), params={"name": repr(name)}) from None
 
 
 def calculation_run(name: str, values: Mapping) -> CalcResult:
@@ -293,7 +298,8 @@ def calculation_run(name: str, values: Mapping) -> CalcResult:
     calc = calculation_get(name)
     missing = calc.input_names - set(values)
     if missing:
-        raise CalculationError(f"{calc.label}: missing input {', '.join(sorted(missing))}.")
+        raise CalculationError(gettext_noop("%(calculation)s: missing input %(missing)s."),
+                               params={"calculation": calc.label, "missing": ", ".join(sorted(missing))})
     result = calc.compute({key: values[key] for key in calc.input_names})
     outputs: dict[str, Decimal | list[Decimal]] = {}
     for out in calc.outputs:

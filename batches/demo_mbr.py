@@ -19,6 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from django.utils.translation import gettext_noop
+
 from batches.models import (
     Batch,
     BatchState,
@@ -290,7 +292,8 @@ def _demo_batch_rows(*, site, product, actor, pseudonym: str, initials: str, bir
         audit_record(actor=actor, action=Action.CREATE, obj=donation, changes={"din": donation.din})
         mbr = mbr_effective_for(product)
         if mbr is None:
-            raise NotReady(f"{product} has no effective master batch record.")
+            raise NotReady(gettext_noop("%(product)s has no effective master batch record."),
+                           params={"product": product})
         batch = Batch.objects.create(site=site, number=formatted_number(site=site, prefix="B"), order=order,
                                      donation=donation, product=product, mbr=mbr, created_at=timezone.now())
         audit_record(actor=actor, action=Action.CREATE, obj=batch,

@@ -35,6 +35,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext_noop
+
 from carmfg.exceptions import InvalidInput
 
 # ISO/IEC 7064 mod 37-2 alphabet: a character's value is its index.
@@ -64,21 +66,24 @@ _FLAGS_RE = re.compile(r"[0-9]{2}")
 class DinError(InvalidInput):
     """A donation identification number was malformed or failed its check character."""
 
-    default_message = "This is not a valid donation identification number (DIN)."
+    default_message = gettext_noop("This is not a valid donation identification number (DIN).")
 
-    def __init__(self, message: str | None = None, *, field: str | None = "din") -> None:
-        super().__init__(message, field=field)
+    def __init__(self, message: str | None = None, *, field: str | None = "din",
+                 params: dict[str, object] | None = None) -> None:
+        super().__init__(message, field=field, params=params)
 
 
 def check_character(din13: str) -> str:
     """Return the ISO/IEC 7064 mod 37-2 check character of a 13-character DIN."""
     if not isinstance(din13, str) or len(din13) != DIN_LENGTH:
-        raise DinError(f"A DIN has {DIN_LENGTH} characters; got {din13!r}.")
+        raise DinError(gettext_noop("A DIN has %(length)s characters; got %(got)s."),
+                       params={"length": DIN_LENGTH, "got": repr(din13)})
     s = 0
     for ch in din13:
         if ch not in _DIN_CHARACTERS:
             raise DinError(
-                f"{ch!r} cannot appear in a DIN: only capital letters A-Z and digits 0-9 can."
+                gettext_noop("%(char)s cannot appear in a DIN: only capital letters A-Z and digits 0-9 can."),
+                params={"char": repr(ch)},
             )
         s = ((s + _VALUES[ch]) * 2) % 37
     return ALPHABET[(38 - s) % 37]
@@ -98,25 +103,30 @@ class Din:
     def __post_init__(self) -> None:
         if not isinstance(self.facility, str) or not _FIN_RE.fullmatch(self.facility):
             raise DinError(
-                "The facility identification number must be a letter followed by 4 letters "
-                f"or digits; got {self.facility!r}."
+                gettext_noop("The facility identification number must be a letter followed by 4 letters "
+                             "or digits; got %(got)s."),
+                params={"got": repr(self.facility)},
             )
         if not isinstance(self.year, str) or not _YEAR_RE.fullmatch(self.year):
-            raise DinError(f"The year must be 2 digits; got {self.year!r}.")
+            raise DinError(gettext_noop("The year must be 2 digits; got %(got)s."), params={"got": repr(self.year)})
         if not isinstance(self.sequence, str) or not _SEQUENCE_RE.fullmatch(self.sequence):
-            raise DinError(f"The sequence number must be 6 digits; got {self.sequence!r}.")
+            raise DinError(gettext_noop("The sequence number must be 6 digits; got %(got)s."),
+                           params={"got": repr(self.sequence)})
         if self.flags is not None and (
             not isinstance(self.flags, str) or not _FLAGS_RE.fullmatch(self.flags)
         ):
-            raise DinError(f"The flag characters must be 2 digits; got {self.flags!r}.")
+            raise DinError(gettext_noop("The flag characters must be 2 digits; got %(got)s."),
+                           params={"got": repr(self.flags)})
         check = check_character(self.din13)
         object.__setattr__(self, "check", check)
         if self.flags is not None and int(self.flags) - TYPE2_FLAGS_BASE in range(len(ALPHABET)):
             flagged = ALPHABET[int(self.flags) - TYPE2_FLAGS_BASE]
             if flagged != check:
                 raise DinError(
-                    f"The flag characters {self.flags} stand for check character {flagged} "
-                    f"but the DIN's is {check} (flags {TYPE2_FLAGS_BASE + _VALUES[check]})."
+                    gettext_noop("The flag characters %(flags)s stand for check character %(flagged)s "
+                                 "but the DIN's is %(check)s (flags %(check_flags)s)."),
+                    params={"flags": self.flags, "flagged": flagged, "check": check,
+                            "check_flags": TYPE2_FLAGS_BASE + _VALUES[check]},
                 )
 
     @property
@@ -167,47 +177,53 @@ def parse_din(scanned: str) -> Din:
     Raises ``DinError`` naming what is wrong; nothing else for any text.
     """
     if not isinstance(scanned, str):
-        raise DinError(f"A DIN must be text; got {type(scanned).__name__}.")
+        raise DinError(gettext_noop("A DIN must be text; got %(type)s."), params={"type": type(scanned).__name__})
     if "\x00" in scanned:
-        raise DinError("The scanned DIN contains a NUL byte, which is not allowed.")
+        raise DinError(gettext_noop("The scanned DIN contains a NUL byte, which is not allowed."))
     if len(scanned) > MAX_RAW_INPUT_LENGTH:
         raise DinError(
-            f"The scanned DIN is too long: {len(scanned):,} characters, where a DIN with "
-            f"its '=', flags and check character has at most {MAX_DIN_INPUT_LENGTH}."
+            gettext_noop("The scanned DIN is too long: %(length)s characters, where a DIN with "
+                         "its '=', flags and check character has at most %(max)s."),
+            params={"length": f"{len(scanned):,}", "max": MAX_DIN_INPUT_LENGTH},
         )
     text = scanned.strip()
     if not text:
-        raise DinError("No DIN was entered.")
+        raise DinError(gettext_noop("No DIN was entered."))
     text = text.replace(" ", "")
     for ch in text:
         # Checked before upper-casing: "ı".upper() is "I" and "ﬀ".upper() is "FF", and a
         # look-alike must never turn into a valid DIN.
         if not ch.isascii() or not ch.isprintable():
             raise DinError(
-                f"The DIN contains {_describe(ch)}, which cannot appear in a DIN: only "
-                "letters A-Z, digits 0-9, a leading '=' and a '*' check character can."
+                gettext_noop("The DIN contains %(char)s, which cannot appear in a DIN: only "
+                             "letters A-Z, digits 0-9, a leading '=' and a '*' check character can."),
+                params={"char": _describe(ch)},
             )
     text = text.upper()
     if text.startswith(DATA_IDENTIFIER):
         text = text[len(DATA_IDENTIFIER) :]
         if text and not text[0].isalnum():
             raise DinError(
-                f"This is not a DIN barcode: '={text[0]}' starts another ISBT 128 data "
-                "structure (a DIN starts with '=' and the facility's letter)."
+                gettext_noop("This is not a DIN barcode: '=%(char)s' starts another ISBT 128 data "
+                             "structure (a DIN starts with '=' and the facility's letter)."),
+                params={"char": text[0]},
             )
     elif text[0] == "&":
         raise DinError(
-            f"This is not a DIN barcode: '&{text[1:2]}' starts another ISBT 128 data structure."
+            gettext_noop("This is not a DIN barcode: '&%(char)s' starts another ISBT 128 data structure."),
+            params={"char": text[1:2]},
         )
     if len(text) > MAX_DIN_INPUT_LENGTH - len(DATA_IDENTIFIER):
         raise DinError(
-            f"The DIN is too long: {len(text)} characters, where a DIN with its flags and "
-            "check character has at most 16."
+            gettext_noop("The DIN is too long: %(length)s characters, where a DIN with its flags and "
+                         "check character has at most 16."),
+            params={"length": len(text)},
         )
     if len(text) < DIN_LENGTH:
         raise DinError(
-            f"The DIN is too short: {len(text)} characters, where a DIN has {DIN_LENGTH} "
-            "(5 facility, 2 year, 6 sequence)."
+            gettext_noop("The DIN is too short: %(length)s characters, where a DIN has %(din_length)s "
+                         "(5 facility, 2 year, 6 sequence)."),
+            params={"length": len(text), "din_length": DIN_LENGTH},
         )
     body = text[:DIN_LENGTH]
     rest = text[DIN_LENGTH:]
@@ -224,12 +240,14 @@ def parse_din(scanned: str) -> Din:
     if given_check is not None:
         if given_check not in _VALUES:
             raise DinError(
-                f"The check character must be a letter, a digit or '*'; got {given_check!r}."
+                gettext_noop("The check character must be a letter, a digit or '*'; got %(got)s."),
+                params={"got": repr(given_check)},
             )
         if given_check != din.check:
             raise DinError(
-                f"The check character is {given_check} but the DIN's is {din.check}: "
-                "re-scan or re-type the DIN."
+                gettext_noop("The check character is %(given)s but the DIN's is %(check)s: "
+                             "re-scan or re-type the DIN."),
+                params={"given": given_check, "check": din.check},
             )
     return din
 
@@ -242,24 +260,29 @@ def next_din(fin: str, year: int, last_sequence: int) -> Din:
     """
     if not isinstance(fin, str) or not _FIN_RE.fullmatch(fin):
         raise DinError(
-            "The facility identification number must be a letter followed by 4 letters "
-            f"or digits; got {fin!r}."
+            gettext_noop("The facility identification number must be a letter followed by 4 letters "
+                         "or digits; got %(got)s."),
+            params={"got": repr(fin)},
         )
     if isinstance(year, bool) or not isinstance(year, int):
-        raise DinError(f"The year must be a whole number; got {year!r}.")
+        raise DinError(gettext_noop("The year must be a whole number; got %(got)s."), params={"got": repr(year)})
     if 2000 <= year <= 2099:
         year %= 100
     elif not 0 <= year <= 99:
-        raise DinError(f"The year must be a calendar year 2000-2099 or 0-99; got {year}.")
+        raise DinError(gettext_noop("The year must be a calendar year 2000-2099 or 0-99; got %(got)s."),
+                       params={"got": year})
     if isinstance(last_sequence, bool) or not isinstance(last_sequence, int):
-        raise DinError(f"The last sequence number must be a whole number; got {last_sequence!r}.")
+        raise DinError(gettext_noop("The last sequence number must be a whole number; got %(got)s."),
+                       params={"got": repr(last_sequence)})
     if not 0 <= last_sequence <= SEQUENCE_MAX:
         raise DinError(
-            f"The last sequence number must be between 0 and {SEQUENCE_MAX}; got {last_sequence}."
+            gettext_noop("The last sequence number must be between 0 and %(max)s; got %(got)s."),
+            params={"max": SEQUENCE_MAX, "got": last_sequence},
         )
     if last_sequence == SEQUENCE_MAX:
         raise DinError(
-            f"All {SEQUENCE_MAX:,} DINs of facility {fin} for year {year:02d} are used: "
-            "no DIN can be issued until the next year (a wrap would reuse a DIN)."
+            gettext_noop("All %(count)s DINs of facility %(fin)s for year %(year)s are used: "
+                         "no DIN can be issued until the next year (a wrap would reuse a DIN)."),
+            params={"count": f"{SEQUENCE_MAX:,}", "fin": fin, "year": f"{year:02d}"},
         )
     return Din(facility=fin, year=f"{year:02d}", sequence=f"{last_sequence + 1:06d}")

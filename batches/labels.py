@@ -16,6 +16,7 @@ from datetime import date, datetime
 
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 from weasyprint import HTML
 from weasyprint.document import Document
 from weasyprint.urls import FatalURLFetchingError, URLFetcher
@@ -51,7 +52,7 @@ MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", 
 
 
 class LabelError(InvalidInput):
-    default_message = "The label cannot be printed."
+    default_message = gettext_noop("The label cannot be printed.")
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,13 @@ class LabelData:
 
     def __post_init__(self) -> None:
         if not isinstance(self.din, Din):
-            raise LabelError("A label needs a parsed DIN.", field="din")
+            raise LabelError(gettext_noop("A label needs a parsed DIN."), field="din")
         try:
             container = ContainerType(self.container_type)
         except ValueError:
             raise LabelError(
-                f"Unknown container type {self.container_type!r}; expected one of "
-                f"{', '.join(ContainerType.values)}.",
+                gettext_noop("Unknown container type %(type)s; expected one of %(expected)s."),
+                params={"type": repr(self.container_type), "expected": ", ".join(ContainerType.values)},
                 field="container_type",
             ) from None
         object.__setattr__(self, "container_type", container)
@@ -93,28 +94,30 @@ class LabelData:
                     getattr(self, name), field=name, max_length=max_length, required=required
                 )
             except InvalidInput as exc:
-                raise LabelError(exc.message, field=name) from None
+                raise LabelError(exc.template, params=exc.params, field=name) from None
             if "\n" in value or "\r" in value or "\t" in value:
-                raise LabelError(f"{name}: must be on one line.", field=name)
+                raise LabelError(gettext_noop("%(field)s: must be on one line."), params={"field": name}, field=name)
             object.__setattr__(self, name, value)
         if self.container_code:
             try:
                 kind = container_type_of(self.container_code)
             except InvalidInput as exc:
-                raise LabelError(f"container_code: {exc.message}", field="container_code") from None
+                raise LabelError(exc.template, params=exc.params, field="container_code") from None
             if kind != container:
                 raise LabelError(
-                    f"container_code: {self.container_code} is the code of a {kind.label.lower()}, "
-                    f"not of a {container.label.lower()}.",
+                    gettext_noop("container_code: %(code)s is the code of a %(kind)s, not of a %(expected)s."),
+                    params={"code": self.container_code, "kind": kind.label.lower(),
+                            "expected": container.label.lower()},
                     field="container_code",
                 )
         year = self.patient_birth_year
         this_year = timezone.now().year
         if isinstance(year, bool) or not isinstance(year, int):
-            raise LabelError("patient_birth_year: must be a year.", field="patient_birth_year")
+            raise LabelError(gettext_noop("patient_birth_year: must be a year."), field="patient_birth_year")
         if not EARLIEST_BIRTH_YEAR <= year <= this_year:
             raise LabelError(
-                f"patient_birth_year: {year} is not between {EARLIEST_BIRTH_YEAR} and {this_year}.",
+                gettext_noop("patient_birth_year: %(year)s is not between %(earliest)s and %(latest)s."),
+                params={"year": year, "earliest": EARLIEST_BIRTH_YEAR, "latest": this_year},
                 field="patient_birth_year",
             )
         zone = _zone(self.time_zone)
@@ -128,18 +131,19 @@ class LabelData:
                 in_order = _local_date(expires, zone) >= _local_date(collected, zone)
             if not in_order:
                 raise LabelError(
-                    "expires_at: the expiry is not after the collection.", field="expires_at"
+                    gettext_noop("expires_at: the expiry is not after the collection."), field="expires_at"
                 )
         elif container is ContainerType.FINAL_PRODUCT_BAG:
-            raise LabelError("expires_at: a final product bag needs an expiry.", field="expires_at")
+            raise LabelError(gettext_noop("expires_at: a final product bag needs an expiry."), field="expires_at")
 
 
 def _check_moment(value: object, field: str) -> None:
     if isinstance(value, datetime):
         if timezone.is_naive(value):
-            raise LabelError(f"{field}: needs a time zone (an aware datetime).", field=field)
+            raise LabelError(gettext_noop("%(field)s: needs a time zone (an aware datetime)."), params={"field": field},
+                             field=field)
     elif not isinstance(value, date):
-        raise LabelError(f"{field}: must be a date or a datetime.", field=field)
+        raise LabelError(gettext_noop("%(field)s: must be a date or a datetime."), params={"field": field}, field=field)
 
 
 def _zone(name: object) -> zoneinfo.ZoneInfo:
@@ -149,7 +153,8 @@ def _zone(name: object) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(name)
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):
         raise LabelError(
-            f"time_zone: {name!r} is not a known IANA time zone.", field="time_zone"
+            gettext_noop("time_zone: %(name)s is not a known IANA time zone."), params={"name": repr(name)},
+            field="time_zone",
         ) from None
 
 
@@ -187,16 +192,18 @@ def _label_context(label: LabelData) -> dict[str, object]:
 def render_labels_html(labels: list[LabelData], *, copies: int = 1) -> str:
     """The HTML that ``render_labels_pdf`` prints: each label ``copies`` times in a row."""
     if not labels:
-        raise LabelError("There are no labels to print.")
+        raise LabelError(gettext_noop("There are no labels to print."))
     if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= MAX_COPIES:
-        raise LabelError(f"copies: must be a whole number from 1 to {MAX_COPIES}; got {copies!r}.")
+        raise LabelError(gettext_noop("copies: must be a whole number from 1 to %(max)s; got %(got)s."),
+                         params={"max": MAX_COPIES, "got": repr(copies)})
     if len(labels) * copies > MAX_PAGES:
         raise LabelError(
-            f"{len(labels) * copies} labels in one print job; at most {MAX_PAGES} are allowed."
+            gettext_noop("%(count)s labels in one print job; at most %(max)s are allowed."),
+            params={"count": len(labels) * copies, "max": MAX_PAGES},
         )
     for label in labels:
         if not isinstance(label, LabelData):
-            raise LabelError("Every label must be a LabelData.")
+            raise LabelError(gettext_noop("Every label must be a LabelData."))
     pages = []
     for label in labels:
         context = _label_context(label)
@@ -218,9 +225,10 @@ def render_labels_pdf(labels: list[LabelData], *, copies: int = 1) -> bytes:
         for number, label in enumerate(labels, start=1):
             if len(_layout(render_labels_html([label])).pages) != 1:
                 raise LabelError(
-                    f"Label {number} (DIN {label.din.display}) does not fit on one "
-                    f"{LABEL_WIDTH_MM} x {LABEL_HEIGHT_MM} mm label: shorten its product name, "
-                    "site name, sample text or statement."
+                    gettext_noop("Label %(number)s (DIN %(din)s) does not fit on one %(width)s x %(height)s mm "
+                                 "label: shorten its product name, site name, sample text or statement."),
+                    params={"number": number, "din": label.din.display, "width": LABEL_WIDTH_MM,
+                            "height": LABEL_HEIGHT_MM},
                 )
         raise RuntimeError("The labels laid out on more pages than there are labels.")
     return document.write_pdf()

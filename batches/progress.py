@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.contrib.contenttypes.models import ContentType
+from django.utils.translation import gettext_noop
 
 from batches.calculations import REGISTRY
 from batches.models import Batch, StageDefinition, StepDefinition, StepKind, StepRecord
 from batches.quantities import format_value
 from carmfg.esign.models import Meaning, Signature
 from carmfg.esign.services import signable_hash
+from carmfg.exceptions import GMPError
 
 MAX_LISTED = 6
 
@@ -74,8 +76,16 @@ class StepState:
     index: int
     records: list[RecordState] = field(default_factory=list)
     can_record: bool = False
-    refusal: str = ""
+    refusal: str = ""  # why it cannot be recorded now, in English (what a refusal records)
     next_occurrence: int = 1
+    # The same as an English template and its values: raise ``OutOfOrder(state.refusal_template,
+    # params=state.refusal_params)``; pages show ``refusal_text`` (the reader's language).
+    refusal_template: str = ""
+    refusal_params: dict = field(default_factory=dict)
+
+    @property
+    def refusal_text(self) -> str:
+        return GMPError(self.refusal_template, params=self.refusal_params).text if self.refusal_template else ""
 
     @property
     def count(self) -> int:
@@ -126,7 +136,9 @@ class Plan:
                 self.stages.append(StageState(stage=stage, steps=[]))
             self.stages[-1].steps.append(state)
         for state in self.steps:
-            state.can_record, state.refusal, state.next_occurrence = self._check(state)
+            state.can_record, template, params, state.next_occurrence = self._check(state)
+            state.refusal_template, state.refusal_params = template, params
+            state.refusal = template % params if params else template
             for record_state in state.records:
                 if state.definition.kind == StepKind.CALCULATION:
                     record_state.stale_inputs = self._calculation_is_stale(state, record_state.record)
@@ -138,11 +150,13 @@ class Plan:
             return []
         return [s for s in self.steps if s.definition.repeatable and s.definition.stage_id == state.definition.stage_id]
 
-    def _check(self, state: StepState) -> tuple[bool, str, int]:
+    def _check(self, state: StepState) -> tuple[bool, str, dict, int]:
+        """Whether the step can be recorded now, else why (English template and values)."""
         definition = state.definition
         n = state.count + 1
         if not definition.repeatable and state.count:
-            return False, f"“{definition.title}” is recorded already; to change it, correct the record.", state.count
+            return (False, gettext_noop("“%(step)s” is recorded already; to change it, correct the record."),
+                    {"step": definition.title}, state.count)
         cycle = self._cycle(state)
         if not definition.allow_out_of_order:
             missing = []
@@ -160,17 +174,22 @@ class Plan:
                 if other_cycle and earlier.count < max(s.count for s in other_cycle):
                     missing.append(f"{_label(earlier)} #{earlier.count + 1}")
             if missing:
-                more = f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
-                return False, "Earlier steps must be done first: " + "; ".join(missing[:MAX_LISTED]) + more + ".", n
+                listed = "; ".join(missing[:MAX_LISTED])
+                if len(missing) > MAX_LISTED:
+                    return (False, gettext_noop("Earlier steps must be done first: %(steps)s and %(more)s more."),
+                            {"steps": listed, "more": len(missing) - MAX_LISTED}, n)
+                return False, gettext_noop("Earlier steps must be done first: %(steps)s."), {"steps": listed}, n
         if cycle and n > 1:
             for later in self.steps[state.index + 1:]:
                 if later in cycle:
                     if later.count < n - 1:
-                        return False, f"Finish occurrence #{n - 1} first: {_label(later)}.", n
+                        return (False, gettext_noop("Finish occurrence #%(occurrence)s first: %(step)s."),
+                                {"occurrence": n - 1, "step": _label(later)}, n)
                 elif later.count and not later.definition.allow_out_of_order:
-                    return False, (f"The stage has moved on ({_label(later)} is recorded): no further "
-                                   f"“{definition.title}” can be added."), n
-        return True, "", n
+                    return (False, gettext_noop("The stage has moved on (%(later)s is recorded): no further "
+                                                "“%(step)s” can be added."),
+                            {"later": _label(later), "step": definition.title}, n)
+        return True, "", {}, n
 
     def check_can_record(self, definition_pk: int) -> StepState:
         return self.by_pk[definition_pk]

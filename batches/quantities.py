@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from django.utils.translation import gettext_noop
+
 from carmfg.exceptions import InvalidInput
 
 MAX_INPUT_LENGTH = 40
@@ -32,27 +34,30 @@ def parse_decimal(text: object, *, field: str = "Value") -> Decimal:
     elif isinstance(text, str):
         value = _parse_text(text, field=field)
     else:
-        raise InvalidInput(f"{field}: expected a number.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": field}, field=field)
     if not value.is_finite():
-        raise InvalidInput(f"{field}: must be a finite number.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: must be a finite number."), params={"field": field}, field=field)
     if abs(value) >= MAX_ABS_VALUE:
-        raise InvalidInput(f"{field}: {text} is too large to be a measured value.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: %(value)s is too large to be a measured value."),
+                           params={"field": field, "value": text}, field=field)
     return value
 
 
 def _parse_text(text: str, *, field: str) -> Decimal:
     if "\x00" in text:
-        raise InvalidInput(f"{field}: contains a NUL byte, which is not allowed.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: contains a NUL byte, which is not allowed."),
+                           params={"field": field}, field=field)
     raw = text.strip()
     if not raw:
-        raise InvalidInput(f"{field}: enter a number.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: enter a number."), params={"field": field}, field=field)
     if len(raw) > MAX_INPUT_LENGTH:
-        raise InvalidInput(f"{field}: {len(raw)} characters is too long for a number.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: %(length)s characters is too long for a number."),
+                           params={"field": field, "length": len(raw)}, field=field)
     if "," in raw:
         raise InvalidInput(
-            f"{field}: “{raw}” contains a comma. Write the decimal separator as a point (72.5) "
-            "and no thousands separators (1200000 or 1.2e6).",
-            field=field,
+            gettext_noop("%(field)s: “%(raw)s” contains a comma. Write the decimal separator as a point (72.5) "
+                         "and no thousands separators (1200000 or 1.2e6)."),
+            params={"field": field, "raw": raw}, field=field,
         )
     compact = raw.translate(_SUPERSCRIPTS).replace(" ", "").replace("\u2009", "").replace("\u2212", "-")
     match = _TIMES_TEN.match(compact)
@@ -64,7 +69,8 @@ def _parse_text(text: str, *, field: str) -> Decimal:
     except InvalidOperation:
         pass
     raise InvalidInput(
-        f"{field}: “{raw}” is not a number. Examples: 72.5, 1200000, 1.2e9, 1.2x10^9.", field=field
+        gettext_noop("%(field)s: “%(raw)s” is not a number. Examples: 72.5, 1200000, 1.2e9, 1.2x10^9."),
+        params={"field": field, "raw": raw}, field=field,
     )
 
 
@@ -77,9 +83,17 @@ def decimal_places_of(value: Decimal) -> int:
 def check_decimal_places(value: Decimal, places: int, *, field: str = "Value") -> Decimal:
     """``value`` written with ``places`` places; refused if it was given more precisely."""
     if decimal_places_of(value) > places:
-        allowed = "no decimal places" if places == 0 else f"at most {places} decimal place{'s' if places > 1 else ''}"
-        raise InvalidInput(f"{field}: {value.normalize():f} has {decimal_places_of(value)} decimal places; "
-                           f"this step records {allowed}.", field=field)
+        if places == 0:
+            template = gettext_noop("%(field)s: %(value)s has %(count)s decimal places; "
+                                    "this step records no decimal places.")
+        elif places == 1:
+            template = gettext_noop("%(field)s: %(value)s has %(count)s decimal places; "
+                                    "this step records at most 1 decimal place.")
+        else:
+            template = gettext_noop("%(field)s: %(value)s has %(count)s decimal places; "
+                                    "this step records at most %(places)s decimal places.")
+        raise InvalidInput(template, params={"field": field, "value": f"{value.normalize():f}",
+                                             "count": decimal_places_of(value), "places": places}, field=field)
     return value.quantize(Decimal(1).scaleb(-places))
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_noop
+
 from batches.isbt128 import MAX_RAW_INPUT_LENGTH, Din, DinError, parse_din
 from batches.models import ContainerType
 from carmfg.exceptions import InvalidInput
@@ -47,10 +49,11 @@ SHOWN_SCAN_LENGTH = 120
 class ScanError(InvalidInput):
     """What was scanned is not a label of ours."""
 
-    default_message = "This scan is not a container label."
+    default_message = gettext_noop("This scan is not a container label.")
 
-    def __init__(self, message: str | None = None, *, field: str | None = "scanned_code") -> None:
-        super().__init__(message, field=field)
+    def __init__(self, message: str | None = None, *, field: str | None = "scanned_code",
+                 params: dict[str, object] | None = None) -> None:
+        super().__init__(message, field=field, params=params)
 
 
 @dataclass(frozen=True)
@@ -62,21 +65,22 @@ class LabelScan:
 def container_code(container_type: str, number: int) -> str:
     """``FP-2``: the container code of the ``number``-th container of a type."""
     if not 1 <= number <= MAX_CONTAINER_NUMBER:
-        raise InvalidInput(f"A donation has at most {MAX_CONTAINER_NUMBER} labels of one container type.")
+        raise InvalidInput(gettext_noop("A donation has at most %(max)s labels of one container type."),
+                           params={"max": MAX_CONTAINER_NUMBER})
     return f"{CONTAINER_PREFIXES[container_type]}-{number}"
 
 
 def container_number(code: str) -> int:
     match = _CONTAINER_CODE_RE.fullmatch(code)
     if match is None:
-        raise ScanError(f"{shown(code)} is not a container code (e.g. AB-1, FP-2).")
+        raise ScanError(gettext_noop("%(code)s is not a container code (e.g. AB-1, FP-2)."), params={"code": shown(code)})
     return int(match.group(2))
 
 
 def container_type_of(code: str) -> ContainerType:
     match = _CONTAINER_CODE_RE.fullmatch(code)
     if match is None:
-        raise ScanError(f"{shown(code)} is not a container code (e.g. AB-1, FP-2).")
+        raise ScanError(gettext_noop("%(code)s is not a container code (e.g. AB-1, FP-2)."), params={"code": shown(code)})
     return _TYPE_BY_PREFIX[match.group(1)]
 
 
@@ -94,25 +98,27 @@ def label_scan_data(din: Din, code: str) -> str:
 def parse_label_scan(scanned: object) -> LabelScan:
     """Read a scanned or typed label; raises ``ScanError`` naming what is wrong."""
     if not isinstance(scanned, str):
-        raise ScanError("A scan must be text.")
+        raise ScanError(gettext_noop("A scan must be text."))
     if len(scanned) > MAX_SCAN_LENGTH:
-        raise ScanError(f"The scan is {len(scanned):,} characters long: no label of ours is that long.")
+        raise ScanError(gettext_noop("The scan is %(length)s characters long: no label of ours is that long."),
+                        params={"length": f"{len(scanned):,}"})
     text = scanned.strip()
     if not text:
-        raise ScanError("Nothing was scanned.")
+        raise ScanError(gettext_noop("Nothing was scanned."))
     din_part, separator, code_part = text.rpartition(CONTAINER_SEPARATOR)
     if not separator:
         din_part, code_part = text, ""
     try:
         din = parse_din(din_part)
     except DinError as exc:
-        raise ScanError(exc.message) from None
+        raise ScanError(exc.template, params=exc.params) from None
     if not separator:
         return LabelScan(din=din, container_code=None)
     code = code_part.strip().upper()
     if not code.isascii() or _CONTAINER_CODE_RE.fullmatch(code) is None:
         raise ScanError(
-            f"After the DIN the scan holds {shown(code_part)}, which is not a container code (e.g. AB-1, FP-2)."
+            gettext_noop("After the DIN the scan holds %(code)s, which is not a container code (e.g. AB-1, FP-2)."),
+            params={"code": shown(code_part)},
         )
     return LabelScan(din=din, container_code=code)
 

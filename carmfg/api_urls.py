@@ -1,6 +1,7 @@
 """REST API, version 1. Each app contributes its routes from its ``api`` package."""
 
 from django.urls import include, path, re_path
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.decorators import api_view, permission_classes, schema
@@ -35,7 +36,7 @@ class MySites(ApiViewMixin):
 @schema(None)
 def not_found(request, rest=""):
     """Any other path under /api/v1/: a problem-details 404, like every API error."""
-    raise exceptions.NotFound("No such API resource.")
+    raise exceptions.NotFound(gettext("No such API resource."))
 
 
 urlpatterns = [

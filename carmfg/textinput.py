@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from django.utils.translation import gettext_noop
+
 from carmfg.exceptions import InvalidInput
 
 REASON_MAX_LENGTH = 2000
@@ -19,17 +21,20 @@ def clean_text(value: object, *, field: str, max_length: int, required: bool = F
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise InvalidInput(f"{field}: expected text.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected text."), params={"field": field}, field=field)
     if "\x00" in value:
-        raise InvalidInput(f"{field}: contains a NUL byte, which is not allowed.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: contains a NUL byte, which is not allowed."),
+                           params={"field": field}, field=field)
     bad = [ch for ch in value if unicodedata.category(ch) == "Cc" and ch not in ALLOWED_CONTROL]
     if bad:
-        raise InvalidInput(f"{field}: contains control characters, which are not allowed.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: contains control characters, which are not allowed."),
+                           params={"field": field}, field=field)
     value = value.strip()
     if len(value) > max_length:
         raise InvalidInput(
-            f"{field}: is {len(value):,} characters long; at most {max_length:,} are allowed.", field=field
+            gettext_noop("%(field)s: is %(length)s characters long; at most %(max)s are allowed."),
+            params={"field": field, "length": f"{len(value):,}", "max": f"{max_length:,}"}, field=field,
         )
     if required and not value:
-        raise InvalidInput(f"{field}: is required.", field=field)
+        raise InvalidInput(gettext_noop("%(field)s: is required."), params={"field": field}, field=field)
     return value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import django_filters
 from django.http import Http404
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
@@ -49,7 +50,7 @@ def _body_ref(field: str, lookup, pk: int):
     try:
         return lookup(pk)
     except Http404:
-        raise serializers.ValidationError({field: "No such record at your sites."}) from None
+        raise serializers.ValidationError({field: gettext("No such record at your sites.")}) from None
 
 
 def _valid(serializer_class, request):
@@ -132,7 +133,7 @@ class OrderFilter(django_filters.FilterSet):
 def _product_of(user, pk: int) -> Product:
     product = Product.objects.filter(pk=pk, site_id__in=site_ids_for_user(user)).first()
     if product is None:
-        raise serializers.ValidationError({"product": "No such product at your sites."})
+        raise serializers.ValidationError({"product": gettext("No such product at your sites.")})
     return product
 
 

@@ -16,6 +16,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_http_methods, require_POST
 
 from batches import coi_forms as f
@@ -129,7 +130,7 @@ def patient_create_view(request):
         except GMPError as exc:
             form_error(form, exc)
         else:
-            messages.success(request, f"Patient {patient.pseudonym} registered.")
+            messages.success(request, gettext("Patient %(patient)s registered.") % {"patient": patient.pseudonym})
             return redirect("batches:patient_detail", pk=patient.pk)
     return render(request, "batches/coi/patient_form.html", {"form": form, "patient": None})
 
@@ -153,7 +154,7 @@ def patient_edit(request, pk: int):
     form = f.PatientEditForm(request.POST or None, initial=initial)
     done = form_submit(request, form, lambda data: patient_update(
         actor=request.user, patient=patient, reason=data.pop("reason"), expected_version=data.pop("version"), **data),
-        success=lambda changed: f"Patient {changed.pseudonym} changed.",
+        success=lambda changed: gettext("Patient %(patient)s changed.") % {"patient": changed.pseudonym},
         next_url=lambda changed: reverse("batches:patient_detail", args=[changed.pk]))
     return done.response or render(request, "batches/coi/patient_form.html", {"form": form, "patient": patient})
 
@@ -182,7 +183,7 @@ def order_create_view(request, pk: int):
         except GMPError as exc:
             form_error(form, exc)
         else:
-            messages.success(request, f"Order {order.number} registered.")
+            messages.success(request, gettext("Order %(number)s registered.") % {"number": order.number})
             return redirect("batches:order_detail", pk=order.pk)
     return render(request, "batches/coi/order_form.html", {"form": form, "patient": patient, "order": None,
                                                            "no_products": not products.exists()})
@@ -199,7 +200,7 @@ def order_edit(request, pk: int):
     form = f.OrderEditForm(request.POST or None, initial=initial, products=product_list_for_site(order.site))
     done = form_submit(request, form, lambda data: order_update(
         actor=request.user, order=order, reason=data.pop("reason"), expected_version=data.pop("version"), **data),
-        success=lambda changed: f"Order {changed.number} changed.",
+        success=lambda changed: gettext("Order %(number)s changed.") % {"number": changed.number},
         next_url=lambda changed: reverse("batches:order_detail", args=[changed.pk]))
     return done.response or render(request, "batches/coi/order_form.html",
                                     {"form": form, "patient": order.patient, "order": order})
@@ -210,20 +211,21 @@ def _next_step(order, donation, labels, intake, batch) -> str:
     if order.status in (OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.INFUSED):
         return ""
     if donation is None:
-        return "Register the collection on the day of apheresis: it issues the DIN."
+        return gettext("Register the collection on the day of apheresis: it issues the DIN.")
     bags = [lb for lb in labels if lb.container_type == ContainerType.APHERESIS_BAG and lb.status != LabelStatus.DESTROYED]
     if not bags:
-        return "Print the apheresis bag label."
+        return gettext("Print the apheresis bag label.")
     if all(lb.status == LabelStatus.PRINTED for lb in bags):
-        return "Stick the label on the apheresis bag, then record it as applied."
+        return gettext("Stick the label on the apheresis bag, then record it as applied.")
     if intake is None:
-        return "Scan the bag at collection and transport; at the GMP facility, record the apheresis intake."
+        return gettext("Scan the bag at collection and transport; at the GMP facility, record the apheresis intake.")
     if intake.outcome == IntakeOutcome.PENDING:
-        return "The intake is outside its criteria: a QP decides (accept with deviation, or reject)."
+        return gettext("The intake is outside its criteria: a QP decides (accept with deviation, or reject).")
     if batch is not None and batch.state in INFUSABLE_STATES:
-        return "Released: infuse at the bedside after scanning the bag and the wristband."
+        return gettext("Released: infuse at the bedside after scanning the bag and the wristband.")
     if batch is not None:
-        return f"In manufacturing: batch {batch.number} ({batch.get_state_display().lower()})."
+        return gettext("In manufacturing: batch %(number)s (%(state)s).") % {
+            "number": batch.number, "state": gettext(batch.get_state_display()).lower()}
     return ""
 
 
@@ -269,9 +271,9 @@ def order_cancel_view(request, pk: int):
         order_cancel(actor=request.user, order=order, reason=request.POST.get("reason", "")[:4000],
                      expected_version=_version(request.POST.get("version")))
     except GMPError as exc:
-        messages.error(request, f"The order was not cancelled. {exc.message}")
+        messages.error(request, gettext("The order was not cancelled.") + " " + exc.text)
     else:
-        messages.success(request, f"Order {order.number} cancelled.")
+        messages.success(request, gettext("Order %(number)s cancelled.") % {"number": order.number})
     return redirect("batches:order_detail", pk=order.pk)
 
 
@@ -320,10 +322,11 @@ def intake_criteria_edit(request, pk: int):
                             password=request.POST.get("password", "")[:4096], request=request,
                             **{name: request.POST.get(name, "")[:64] for name in CRITERIA_FIELDS})
     except GMPError as exc:
-        messages.error(request, f"{product.name}: nothing was changed. {exc.message}")
+        messages.error(request, gettext("%(product)s: nothing was changed.") % {"product": product.name} + " " + exc.text)
         return _render_criteria(request, posted=request.POST, error_product=product.pk, error_field=exc.field,
                                 status=exc.status_code)
-    messages.success(request, f"Intake acceptance criteria of {product.name} changed and signed.")
+    messages.success(request, gettext("Intake acceptance criteria of %(product)s changed and signed.")
+                     % {"product": product.name})
     return redirect(reverse("batches:intake_criteria") + f"#product-{product.pk}")
 
 
@@ -333,14 +336,16 @@ def collection_register(request, pk: int):
     order = order_get_for_user(request.user, pk)
     form = f.CollectionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Day of apheresis: " + " ".join(str(e) for e in form.errors.get("collection_date", ["invalid."])))
+        errors = " ".join(str(e) for e in form.errors.get("collection_date", [gettext("invalid.")]))
+        messages.error(request, gettext("Day of apheresis: %(errors)s") % {"errors": errors})
         return redirect("batches:order_detail", pk=order.pk)
     try:
         donation = donation_register(actor=request.user, order=order, collection_date=form.cleaned_data["collection_date"])
     except GMPError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, exc.text)
     else:
-        messages.success(request, f"Collection registered: DIN {donation.din_display}. Print the apheresis bag label next.")
+        messages.success(request, gettext("Collection registered: DIN %(din)s. Print the apheresis bag label next.")
+                         % {"din": donation.din_display})
     return redirect("batches:order_detail", pk=order.pk)
 
 
@@ -359,14 +364,14 @@ def labels_print_view(request, pk: int):
         errors = "; ".join(
             (f"{form.fields[name].label or name}: " if name in form.fields else "") + " ".join(str(e) for e in errs)
             for name, errs in form.errors.items())
-        messages.error(request, f"Nothing was printed. {errors}")
+        messages.error(request, gettext("Nothing was printed.") + " " + errors)
         return back
     data = form.cleaned_data
     try:
         labels, pdf = labels_print(actor=request.user, donation=donation, container_type=data["container_type"],
                                    quantity=data["quantity"], expires_at=data["expires_at"])
     except GMPError as exc:
-        messages.error(request, f"Nothing was printed. {exc.message}")
+        messages.error(request, gettext("Nothing was printed.") + " " + exc.text)
         return back
     codes = "_".join(label.container_code for label in labels)
     response = HttpResponse(pdf, content_type="application/pdf")
@@ -381,9 +386,9 @@ def label_apply_view(request, pk: int):
     try:
         label_apply(actor=request.user, label=label)
     except GMPError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, exc.text)
     else:
-        messages.success(request, f"Label {label.container_code} recorded as applied.")
+        messages.success(request, gettext("Label %(code)s recorded as applied.") % {"code": label.container_code})
     return redirect(reverse("batches:order_detail", args=[label.donation.order_id]) + "#labels")
 
 
@@ -392,7 +397,8 @@ def label_apply_view(request, pk: int):
 def label_destroy_view(request, pk: int):
     label = label_get_for_user(request.user, pk)
     if not can_handle_labels(request.user, label.site):
-        raise PermissionRefused(f"Your roles at {label.site} do not allow you to destroy labels.")
+        raise PermissionRefused(gettext_noop("Your roles at %(site)s do not allow you to destroy labels."),
+                                params={"site": label.site})
     form = f.LabelDestroyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -400,7 +406,7 @@ def label_destroy_view(request, pk: int):
         except GMPError as exc:
             form_error(form, exc)
         else:
-            messages.success(request, f"Label {label.container_code} recorded as destroyed.")
+            messages.success(request, gettext("Label %(code)s recorded as destroyed.") % {"code": label.container_code})
             return redirect(reverse("batches:order_detail", args=[label.donation.order_id]) + "#labels")
     return render(request, "batches/coi/label_destroy.html", {"form": form, "label": label})
 
@@ -427,7 +433,8 @@ def custody_scan_view(request, pk: int, step: str):
         raise Http404("No such custody step.")
     rule = STEP_RULES[CustodyStep(step)]
     if not can_scan(request.user, donation.site):
-        raise PermissionRefused(f"Your roles at {donation.site} do not allow you to record custody scans.")
+        raise PermissionRefused(gettext_noop("Your roles at %(site)s do not allow you to record custody scans."),
+                                params={"site": donation.site})
     initial = {"location": last_custody_location(request.user, donation.site, step)}
     form = f.CustodyScanForm(request.POST or None, initial=initial, asks_temperature=rule.asks_temperature)
     blocked = None
@@ -443,13 +450,14 @@ def custody_scan_view(request, pk: int, step: str):
             form_error(form, exc)
         else:
             code = event.label.container_code if event.label is not None else ""
-            messages.success(request, f"{event.get_step_display()}: {code} of "
-                                      f"{donation.din_display} matched and recorded.")
+            messages.success(request, gettext("%(step)s: %(code)s of %(din)s matched and recorded.") % {
+                "step": gettext(event.get_step_display()), "code": code, "din": donation.din_display})
             return redirect("batches:custody_scan", pk=donation.pk, step=step)
     return render(request, "batches/coi/custody_scan.html", {
         "donation": donation, "order": donation.order, "step": CustodyStep(step), "rule": rule, "form": form,
         "blocked": blocked, "retry_url": reverse("batches:custody_scan", args=[donation.pk, step]),
-        "blocked_context": f"Custody scan · {CustodyStep(step).label} · patient {donation.order.patient.pseudonym}",
+        "blocked_context": gettext("Custody scan · %(step)s · patient %(patient)s") % {
+            "step": gettext(CustodyStep(step).label), "patient": donation.order.patient.pseudonym},
         "events": custody_event_list_for_donation(donation).filter(step=step).order_by("-performed_at", "-pk")[:10],
     }, status=status)
 
@@ -481,16 +489,17 @@ def intake_record_view(request, pk: int):
                 form_error(form, exc)
             else:
                 if intake.outcome == IntakeOutcome.ACCEPTED:
-                    messages.success(request, "Within all acceptance criteria: accepted, and the batch is created.")
+                    messages.success(request, gettext("Within all acceptance criteria: accepted, and the batch is created."))
                 else:
-                    messages.warning(request, "Outside the acceptance criteria: a QP must accept it with a deviation "
-                                              "or reject it.")
+                    messages.warning(request, gettext("Outside the acceptance criteria: a QP must accept it with a "
+                                                      "deviation or reject it."))
                 return redirect("batches:intake_detail", pk=intake.pk)
     return render(request, "batches/coi/intake_form.html", {
         "donation": donation, "order": donation.order, "form": form, "blocked": blocked,
         "criteria": intake_criteria_for(site, donation.order.product),
         "retry_url": reverse("batches:intake_record", args=[donation.pk]),
-        "blocked_context": f"Apheresis intake · patient {donation.order.patient.pseudonym}",
+        "blocked_context": gettext("Apheresis intake · patient %(patient)s") % {
+            "patient": donation.order.patient.pseudonym},
     }, status=status)
 
 
@@ -516,7 +525,8 @@ def intake_detail(request, pk: int):
                 form_error(form, exc)
             else:
                 intake.refresh_from_db()
-                messages.success(request, f"Decision signed: {intake.get_outcome_display().lower()}.")
+                messages.success(request, gettext("Decision signed: %(outcome)s.") % {
+                    "outcome": gettext(intake.get_outcome_display()).lower()})
                 return redirect("batches:intake_detail", pk=intake.pk)
     return render(request, "batches/coi/intake_detail.html", {
         "intake": intake, "donation": donation, "order": donation.order, "form": form, "can_decide": can_decide,
@@ -535,7 +545,8 @@ def infusion_view(request, batch_pk: int):
     percents = fractions_of(batch.product)
     given = {inf.fraction_number: inf for inf in infusion_list_for_batch(batch)}
     due = next((n for n in range(1, len(percents) + 1) if n not in given), None)
-    choices = [(n, f"Fraction {n} of {len(percents)} – {p} % of the dose") for n, p in enumerate(percents, start=1)]
+    choices = [(n, gettext("Fraction %(number)s of %(count)s – %(percent)s %% of the dose")
+                % {"number": n, "count": len(percents), "percent": p}) for n, p in enumerate(percents, start=1)]
     can_record = _is_coordinator(request.user, site)
     form = f.InfusionForm(request.POST or None, fractions=choices,
                           initial={"fraction_number": due, "infused_at": _local_now(site)})
@@ -553,7 +564,8 @@ def infusion_view(request, batch_pk: int):
             except GMPError as exc:
                 form_error(form, exc)
             else:
-                messages.success(request, f"Fraction {infusion.fraction_number} recorded: bag and wristband matched.")
+                messages.success(request, gettext("Fraction %(number)s recorded: bag and wristband matched.")
+                                 % {"number": infusion.fraction_number})
                 return redirect("batches:infusion_record", batch_pk=batch.pk)
     return render(request, "batches/coi/infusion.html", {
         "batch": batch, "order": batch.order, "donation": batch.donation, "patient": batch.order.patient,
@@ -561,7 +573,8 @@ def infusion_view(request, batch_pk: int):
         "released": batch.state in INFUSABLE_STATES, "state_label": BatchState(batch.state).label,
         "fractions": [(n, p, given.get(n)) for n, p in enumerate(percents, start=1)], "due": due,
         "retry_url": reverse("batches:infusion_record", args=[batch.pk]),
-        "blocked_context": f"Infusion at the bedside · patient {batch.order.patient.pseudonym}",
+        "blocked_context": gettext("Infusion at the bedside · patient %(patient)s") % {
+            "patient": batch.order.patient.pseudonym},
     }, status=status)
 
 

@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from batches import selectors
@@ -115,12 +116,12 @@ def _calc_preview(plan, definition) -> dict:
     resolved = plan.resolve_inputs(definition)
     preview = {"inputs": resolved, "formula": REGISTRY[definition.calculation].formula, "error": ""}
     if any(item["missing"] for item in resolved.values()):
-        preview["error"] = "Not every input is recorded yet."
+        preview["error"] = gettext("Not every input is recorded yet.")
         return preview
     try:
         result = calculation_run(definition.calculation, {k: v["value"] for k, v in resolved.items()})
     except GMPError as exc:
-        preview["error"] = exc.message
+        preview["error"] = exc.text
         return preview
     from batches.quantities import round_to
 
@@ -175,7 +176,7 @@ def _render_detail(request, batch, *, action: dict | None = None, status: int = 
                       .order_by("raised_at"))
     points, x_title, viability_limit = expansion_points(plan)
     chart = expansion_chart_svg(points, x_title=x_title, viability_action_min=viability_limit,
-                                title=f"Expansion of batch {batch.number}") if points else ""
+                                title=gettext("Expansion of batch %(number)s") % {"number": batch.number}) if points else ""
     problems = plan.completion_problems() if batch.state == BatchState.IN_PROCESS else []
     return render(request, "batches/execution/batch_detail.html", {
         "batch": batch, "plan": plan, "site": site, "perms": perms, "action": action,
@@ -265,10 +266,10 @@ def step_record_view(request: HttpRequest, pk: int, step_pk: int) -> HttpRespons
         return _refused(request, batch, action, exc)
     suffix = f" #{saved.occurrence}" if definition.repeatable else ""
     if saved.deviation is not None and saved.limit_result == "action":
-        messages.warning(request, f"Recorded out of limits: {definition.title}{suffix}. Deviation "
-                                  f"{saved.deviation.number} was raised.")
+        messages.warning(request, gettext("Recorded out of limits: %(step)s. Deviation %(deviation)s was raised.")
+                         % {"step": definition.title + suffix, "deviation": saved.deviation.number})
     else:
-        messages.success(request, f"Recorded and signed: {definition.title}{suffix}.")
+        messages.success(request, gettext("Recorded and signed: %(step)s.") % {"step": definition.title + suffix})
     return redirect(reverse("batches:batch_detail", args=[batch.pk]) + "#action")
 
 
@@ -288,7 +289,7 @@ def step_verify_view(request: HttpRequest, pk: int, record_pk: int) -> HttpRespo
                                        comment=form.cleaned_data["comment"] or "")
     except GMPError as exc:
         return _refused(request, batch, action, exc)
-    messages.success(request, f"Verified: {record.definition.title}.")
+    messages.success(request, gettext("Verified: %(step)s.") % {"step": record.definition.title})
     return redirect(reverse("batches:batch_detail", args=[batch.pk]) + "#action")
 
 
@@ -314,8 +315,9 @@ def step_correct_view(request: HttpRequest, pk: int, record_pk: int) -> HttpResp
                                     ask_confirmation=confirming or isinstance(exc, ConfirmationRequired))
         action["form"].is_valid()
         return _refused(request, batch, action, exc)
-    messages.success(request, f"Corrected and signed again: {record.definition.title}. "
-                              "The original entry stays visible, struck through.")
+    messages.success(request, gettext("Corrected and signed again: %(step)s. "
+                                      "The original entry stays visible, struck through.")
+                     % {"step": record.definition.title})
     return redirect(reverse("batches:batch_detail", args=[batch.pk]) + f"#rec-{record.pk}")
 
 
@@ -328,7 +330,7 @@ def request_use_view(request: HttpRequest, pk: int, step_pk: int) -> HttpRespons
     state = load_plan(batch).by_pk[definition.pk]
     if not form.is_valid():
         return _render_detail(request, batch, action={"mode": "record", "state": state, "error": GMPError(
-            "Write why the lot or equipment must be used: the QP decides on it.")}, status=400)
+            gettext_noop("Write why the lot or equipment must be used: the QP decides on it."))}, status=400)
     lot = selectors.material_lot_by_barcode(batch.site, form.cleaned_data["lot_barcode"]) \
         if form.cleaned_data["lot_barcode"] else None
     equipment = selectors.equipment_by_asset(batch.site, form.cleaned_data["equipment_code"]) \
@@ -340,8 +342,8 @@ def request_use_view(request: HttpRequest, pk: int, step_pk: int) -> HttpRespons
     except GMPError as exc:
         return _render_detail(request, batch, action={"mode": "record", "state": state, "error": exc},
                               status=exc.status_code)
-    messages.info(request, f"Deviation {deviation.number} asks a QP to approve this use. The step stays blocked "
-                           "until it is approved; then scan the same label again.")
+    messages.info(request, gettext("Deviation %(number)s asks a QP to approve this use. The step stays blocked "
+                                   "until it is approved; then scan the same label again.") % {"number": deviation.number})
     return redirect("batches:deviation_detail", pk=deviation.pk)
 
 
@@ -349,8 +351,8 @@ def _batch_action(request, pk: int, call, success: str) -> HttpResponse:
     batch = selectors.batch_get_for_user(request.user, pk)
     form = f.ReasonForm(request.POST) if "reason" in request.POST else f.VersionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "The form was incomplete or out of date: "
-                       + "; ".join(str(e) for errs in form.errors.values() for e in errs))
+        messages.error(request, gettext("The form was incomplete or out of date: %(errors)s")
+                       % {"errors": "; ".join(str(e) for errs in form.errors.values() for e in errs)})
         return redirect("batches:batch_detail", pk=batch.pk)
     try:
         call(batch, form.cleaned_data)
@@ -364,7 +366,7 @@ def _batch_action(request, pk: int, call, success: str) -> HttpResponse:
 @require_POST
 def batch_start_view(request, pk: int):
     return _batch_action(request, pk, lambda b, d: execution_services.batch_start(
-        actor=request.user, batch=b, expected_version=d["expected_version"]), "Manufacturing started.")
+        actor=request.user, batch=b, expected_version=d["expected_version"]), gettext("Manufacturing started."))
 
 
 @login_required
@@ -372,7 +374,7 @@ def batch_start_view(request, pk: int):
 def batch_complete_view(request, pk: int):
     return _batch_action(request, pk, lambda b, d: execution_services.batch_complete(
         actor=request.user, batch=b, expected_version=d["expected_version"]),
-        "Batch record complete: the batch awaits QC results and release.")
+        gettext("Batch record complete: the batch awaits QC results and release."))
 
 
 @login_required
@@ -380,7 +382,7 @@ def batch_complete_view(request, pk: int):
 def batch_hold_view(request, pk: int):
     return _batch_action(request, pk, lambda b, d: execution_services.batch_hold(
         actor=request.user, batch=b, reason=d.get("reason", ""), expected_version=d["expected_version"]),
-        "The batch is on hold.")
+        gettext("The batch is on hold."))
 
 
 @login_required
@@ -388,7 +390,7 @@ def batch_hold_view(request, pk: int):
 def batch_resume_view(request, pk: int):
     return _batch_action(request, pk, lambda b, d: execution_services.batch_resume(
         actor=request.user, batch=b, reason=d.get("reason", ""), expected_version=d["expected_version"]),
-        "The batch goes on.")
+        gettext("The batch goes on."))
 
 
 # --- deviations --------------------------------------------------------------------------------------
@@ -428,10 +430,10 @@ def deviation_new(request: HttpRequest) -> HttpResponse:
                     actor=request.user, site=site, batch=batch, classification=form.cleaned_data["classification"],
                     title=form.cleaned_data["title"], description=form.cleaned_data["description"])
             except GMPError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, exc.text)
                 status = exc.status_code
             else:
-                messages.success(request, f"Deviation {deviation.number} raised.")
+                messages.success(request, gettext("Deviation %(number)s raised.") % {"number": deviation.number})
                 return redirect("batches:deviation_detail", pk=deviation.pk)
         else:
             status = 400
@@ -477,9 +479,9 @@ def deviation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         deviation_services.deviation_update(actor=request.user, deviation=deviation, reason=reason,
                                             expected_version=expected, **changed)
     except GMPError as exc:
-        form.add_error(None, exc.message)
+        form.add_error(None, exc.text)
         return _render_deviation(request, deviation, update_form=form, status=exc.status_code)
-    messages.success(request, "Deviation updated.")
+    messages.success(request, gettext("Deviation updated."))
     return redirect("batches:deviation_detail", pk=deviation.pk)
 
 
@@ -487,11 +489,11 @@ def _deviation_sign(request, pk: int, call, success: str) -> HttpResponse:
     deviation = selectors.deviation_get_for_user(request.user, pk)
     form = f.SignForm(request.POST)
     if not form.is_valid():
-        return _render_deviation(request, deviation, sign_error="The form was incomplete.", status=400)
+        return _render_deviation(request, deviation, sign_error=gettext("The form was incomplete."), status=400)
     try:
         call(deviation, form.cleaned_data)
     except GMPError as exc:
-        return _render_deviation(request, deviation, sign_error=exc.message, status=exc.status_code)
+        return _render_deviation(request, deviation, sign_error=exc.text, status=exc.status_code)
     messages.success(request, success)
     return redirect("batches:deviation_detail", pk=deviation.pk)
 
@@ -501,7 +503,7 @@ def _deviation_sign(request, pk: int, call, success: str) -> HttpResponse:
 def deviation_approve_use_view(request, pk: int):
     return _deviation_sign(request, pk, lambda d, data: deviation_services.deviation_approve_use(
         actor=request.user, deviation=d, password=data["password"], request=request, comment=data["comment"] or "",
-        expected_version=data["expected_version"]), "Use approved and signed.")
+        expected_version=data["expected_version"]), gettext("Use approved and signed."))
 
 
 @login_required
@@ -509,7 +511,7 @@ def deviation_approve_use_view(request, pk: int):
 def deviation_close_view(request, pk: int):
     return _deviation_sign(request, pk, lambda d, data: deviation_services.deviation_close(
         actor=request.user, deviation=d, password=data["password"], request=request, comment=data["comment"] or "",
-        expected_version=data["expected_version"]), "Deviation closed and signed.")
+        expected_version=data["expected_version"]), gettext("Deviation closed and signed."))
 
 
 # --- master batch records ------------------------------------------------------------------------------
@@ -568,9 +570,9 @@ def mbr_clone_view(request, pk: int):
 
     def call(mbr):
         if not form.is_valid():
-            raise GMPError("Say what will change in the new version.")
+            raise GMPError(gettext_noop("Say what will change in the new version."))
         return mbr_services.mbr_clone(actor=request.user, mbr=mbr, change_summary=form.cleaned_data["change_summary"])
-    return _mbr_post(request, pk, call, "New draft version made. Edit it, then have it approved.",
+    return _mbr_post(request, pk, call, gettext("New draft version made. Edit it, then have it approved."),
                      next_url=lambda clone: reverse("batches:mbr_edit", args=[clone.pk]))
 
 
@@ -582,12 +584,12 @@ def mbr_approve_view(request, pk: int):
 
     def call(mbr):
         if not form.is_valid():
-            raise GMPError("Enter your password to sign.")
+            raise GMPError(gettext_noop("Enter your password to sign."))
         return mbr_services.mbr_approve(actor=request.user, mbr=mbr, password=form.cleaned_data["password"],
                                         request=request, expected_revision=_int(request.POST.get("expected_revision"), 0),
                                         role=role if role in MbrApprovalRole.values else None,
                                         comment=form.cleaned_data["comment"] or "")
-    return _mbr_post(request, pk, call, "Approval signed.")
+    return _mbr_post(request, pk, call, gettext("Approval signed."))
 
 
 @login_required
@@ -595,7 +597,7 @@ def mbr_approve_view(request, pk: int):
 def mbr_make_effective_view(request, pk: int):
     return _mbr_post(request, pk, lambda mbr: mbr_services.mbr_make_effective(
         actor=request.user, mbr=mbr, reason=(request.POST.get("reason") or "")[:2000]),
-        "The version is effective: new batches use it; running batches keep their own version.")
+        gettext("The version is effective: new batches use it; running batches keep their own version."))
 
 
 @login_required
@@ -612,9 +614,9 @@ def mbr_edit(request: HttpRequest, pk: int) -> HttpResponse:
                                         title=header.cleaned_data["title"],
                                         change_summary=header.cleaned_data["change_summary"])
             except GMPError as exc:
-                header.add_error(None, exc.message)
+                header.add_error(None, exc.text)
             else:
-                messages.success(request, "Saved.")
+                messages.success(request, gettext("Saved."))
                 return redirect("batches:mbr_edit", pk=mbr.pk)
         return _render_mbr(request, mbr, template="batches/execution/mbr_edit.html", status=400,
                            extra={"header_form": header, "stage_form": stage_form})
@@ -633,9 +635,9 @@ def mbr_stage_new(request, pk: int):
                                        name=form.cleaned_data["name"],
                                        expected_revision=form.cleaned_data["expected_revision"])
         except GMPError as exc:
-            form.add_error(None, exc.message)
+            form.add_error(None, exc.text)
         else:
-            messages.success(request, "Stage added.")
+            messages.success(request, gettext("Stage added."))
             return redirect("batches:mbr_edit", pk=mbr.pk)
     header = f.MbrHeaderForm(initial={"title": mbr.title, "change_summary": mbr.change_summary,
                                       "expected_revision": mbr.revision})
@@ -660,10 +662,10 @@ def _step_form_page(request, mbr, *, step=None, stage=None):
                                                  expected_revision=form.cleaned_data["expected_revision"],
                                                  reason=form.cleaned_data["reason"] or "", **form.step_values())
             except GMPError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+                form.add_error(exc.field if exc.field in form.fields else None, exc.text)
                 status = exc.status_code
             else:
-                messages.success(request, "Step saved. The draft's approvals, if any, must be signed again.")
+                messages.success(request, gettext("Step saved. The draft's approvals, if any, must be signed again."))
                 return redirect(reverse("batches:mbr_edit", args=[mbr.pk]) + "#stages")
         else:
             status = 400
@@ -696,7 +698,7 @@ def mbr_step_move(request, pk: int, step_pk: int):
         mbr_services.mbr_step_move(actor=request.user, step=step, direction=-1 if request.POST.get("dir") == "up" else 1,
                                    expected_revision=_int(request.POST.get("expected_revision"), 0))
     except GMPError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, exc.text)
     return redirect(reverse("batches:mbr_edit", args=[mbr.pk]) + f"#def-{step.pk}")
 
 
@@ -709,9 +711,9 @@ def mbr_step_delete(request, pk: int, step_pk: int):
         mbr_services.mbr_step_remove(actor=request.user, step=step, reason=(request.POST.get("reason") or "")[:2000],
                                      expected_revision=_int(request.POST.get("expected_revision"), 0))
     except GMPError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, exc.text)
     else:
-        messages.success(request, f"Step {step.code} removed from the draft.")
+        messages.success(request, gettext("Step %(code)s removed from the draft.") % {"code": step.code})
     return redirect(reverse("batches:mbr_edit", args=[mbr.pk]) + "#stages")
 
 
@@ -729,7 +731,7 @@ def lot_list(request: HttpRequest) -> HttpResponse:
     form = f.LotForm(request.POST or None)
     done = form_submit(request, form, lambda data: material_services.material_lot_create(
         actor=request.user, site=site, **data),
-        success=lambda lot: f"{lot} registered, in quarantine until released.",
+        success=lambda lot: gettext("%(lot)s registered, in quarantine until released.") % {"lot": lot},
         next_url=lambda _lot: reverse("batches:lot_list"))
     if done.response is not None:
         return done.response
@@ -747,9 +749,9 @@ def _lot_action(request, pk: int, call, success: str):
     try:
         call(lot)
     except GMPError as exc:
-        messages.error(request, f"{lot}: {exc.message}")
+        messages.error(request, f"{lot}: {exc.text}")
         return redirect(reverse("batches:lot_list") + f"#lot-{lot.pk}")
-    messages.success(request, success.format(lot=lot))
+    messages.success(request, success % {"lot": lot})
     return redirect(reverse("batches:lot_list") + f"#lot-{lot.pk}")
 
 
@@ -758,7 +760,7 @@ def _lot_action(request, pk: int, call, success: str):
 def lot_release_view(request, pk: int):
     return _lot_action(request, pk, lambda lot: material_services.material_lot_release(
         actor=request.user, lot=lot, password=request.POST.get("password", "")[:4096], request=request,
-        expected_version=_int(request.POST.get("expected_version"), 0)), "{lot} released and signed.")
+        expected_version=_int(request.POST.get("expected_version"), 0)), gettext("%(lot)s released and signed."))
 
 
 @login_required
@@ -767,7 +769,7 @@ def lot_reject_view(request, pk: int):
     return _lot_action(request, pk, lambda lot: material_services.material_lot_reject(
         actor=request.user, lot=lot, password=request.POST.get("password", "")[:4096], request=request,
         reason=request.POST.get("reason", "")[:2000], expected_version=_int(request.POST.get("expected_version"), 0)),
-        "{lot} rejected.")
+        gettext("%(lot)s rejected."))
 
 
 @login_required
@@ -776,7 +778,7 @@ def equipment_list(request: HttpRequest) -> HttpResponse:
     form = f.EquipmentForm(request.POST or None)
     done = form_submit(request, form, lambda data: equipment_services.equipment_create(
         actor=request.user, site=site, **data),
-        success=lambda equipment: f"{equipment} registered.",
+        success=lambda equipment: gettext("%(equipment)s registered.") % {"equipment": equipment},
         next_url=lambda _equipment: reverse("batches:equipment_list"))
     if done.response is not None:
         return done.response
@@ -802,10 +804,10 @@ def equipment_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 equipment_services.equipment_update(actor=request.user, equipment=equipment, reason=reason,
                                                     expected_version=expected, **data)
             except GMPError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+                form.add_error(exc.field if exc.field in form.fields else None, exc.text)
                 status = exc.status_code
             else:
-                messages.success(request, f"{equipment} updated.")
+                messages.success(request, gettext("%(equipment)s updated.") % {"equipment": equipment})
                 return redirect("batches:equipment_list")
         else:
             status = 400

@@ -213,7 +213,8 @@ class StepDefinitionForm(forms.Form):
                 continue
             name, sep, source = line.partition("=")
             if not sep or not name.strip() or not source.strip():
-                raise forms.ValidationError(f"Line {number}: write it as “input = source”.")
+                raise forms.ValidationError(_("Line %(number)s: write it as “input = source”."),
+                                            params={"number": number})
             out[name.strip()] = source.strip()
         return out
 

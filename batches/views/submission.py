@@ -23,7 +23,7 @@ from carmfg.exceptions import GMPError
 def form_error(form: forms.Form, exc: GMPError) -> None:
     """Show a service's refusal next to the field it names, or above the form."""
     name = (exc.field or "").strip().lower().replace(" ", "_")
-    form.add_error(name if name in form.fields else None, exc.message)
+    form.add_error(name if name in form.fields else None, exc.text)
 
 
 @dataclass(frozen=True)

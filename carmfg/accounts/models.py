@@ -14,7 +14,8 @@ from knox.models import AbstractAuthToken
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
-        raise ValidationError(f"{value!r} is not a known IANA time zone (e.g. Europe/Moscow).")
+        raise ValidationError(_("%(value)s is not a known IANA time zone (e.g. Europe/Moscow)."),
+                              params={"value": repr(value)})
 
 
 class Role(models.TextChoices):

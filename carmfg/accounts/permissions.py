@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern
+from django.utils.translation import gettext_noop
 from guardian.shortcuts import get_user_perms
 
 from carmfg.accounts.models import Role
@@ -71,7 +72,8 @@ def has_site_perm(user, site: Site, perm: str) -> bool:
 def require_site_perm(user, site: Site, perm: str, *, action: str) -> None:
     """Raise ``PermissionRefused`` unless the user holds ``perm`` at ``site``."""
     if not has_site_perm(user, site, perm):
-        raise PermissionRefused(f"Your roles at {site} do not allow you to {action}.")
+        raise PermissionRefused(gettext_noop("Your roles at %(site)s do not allow you to %(action)s."),
+                                params={"site": site, "action": action})
 
 
 def forget_cached_perms(user) -> None:
@@ -99,7 +101,8 @@ def site_perm_required(*perms: str, action: str, methods: tuple[str, ...] = ("GE
         def wrapped(request, *args, **kwargs):
             user = request.user
             if request.method in methods and user.is_authenticated and not holds_perm_anywhere(user, perms):
-                raise PermissionRefused(f"Your roles do not allow you to {action}.")
+                raise PermissionRefused(gettext_noop("Your roles do not allow you to %(action)s."),
+                                        params={"action": action})
             return view(request, *args, **kwargs)
 
         return wrapped

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from guardian.shortcuts import assign_perm, remove_perm
 
 from carmfg.accounts.models import Membership, Profile, Role, Site
@@ -39,7 +39,7 @@ def membership_set_roles(*, actor, user, site: Site, roles: list[str], reason: s
     """Grant exactly ``roles`` to ``user`` at ``site`` (guardian object permissions follow)."""
     unknown = sorted(set(roles) - set(Role.values))
     if unknown:
-        raise InvalidInput(f"Unknown role(s): {', '.join(unknown)}.")
+        raise InvalidInput(gettext_noop("Unknown role(s): %(roles)s."), params={"roles": ", ".join(unknown)})
     with transaction.atomic():
         membership, created = Membership.objects.select_for_update().get_or_create(user=user, site=site)
         before = [] if created else membership.role_names
@@ -78,7 +78,7 @@ def user_create(*, actor, username: str, full_name: str, email: str, password: s
 def profile_language_set(*, actor, language: str) -> Profile:
     """A user chooses the interface language for themself (blank: the browser's); audited."""
     if language and language not in dict(settings.LANGUAGES):
-        raise InvalidInput(_("Choose one of the offered languages."), field="language")
+        raise InvalidInput(gettext_noop("Choose one of the offered languages."), field="language")
     with transaction.atomic():
         profile, _created = Profile.objects.select_for_update().get_or_create(user=actor)
         old = profile.language

@@ -8,6 +8,7 @@ import datetime as dt
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils.translation import gettext_noop
 
 from carmfg.accounts.models import ApiToken
 from carmfg.audit.models import Action
@@ -27,10 +28,11 @@ def api_token_create(*, actor, name: str, days: int = 90) -> tuple[ApiToken, str
 
     name = clean_text(name, field="Name", max_length=100, required=True)
     if not 1 <= days <= 366:
-        raise InvalidInput("A token lives between 1 and 366 days.", field="days")
+        raise InvalidInput(gettext_noop("A token lives between 1 and 366 days."), field="days")
     with transaction.atomic():
         if ApiToken.objects.select_for_update().filter(user=actor).count() >= MAX_TOKENS_PER_USER:
-            raise InvalidInput(f"You already hold {MAX_TOKENS_PER_USER} tokens: revoke one first.")
+            raise InvalidInput(gettext_noop("You already hold %(count)s tokens: revoke one first."),
+                               params={"count": MAX_TOKENS_PER_USER})
         token, text = ApiToken.objects.create(user=actor, expiry=dt.timedelta(days=days), name=name)
         audit_record(actor=actor, action=Action.CREATE, obj=actor, object_type="accounts.apitoken",
                      object_id=token.token_key, object_repr=f"API token {name!r}",

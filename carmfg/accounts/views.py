@@ -94,7 +94,7 @@ def profile(request: HttpRequest) -> HttpResponse:
         try:
             profile_language_set(actor=request.user, language=language)
         except GMPError as exc:
-            form.add_error("language", exc.message)
+            form.add_error("language", exc.text)
         else:
             if language:
                 request.session[LANGUAGE_SESSION_KEY] = language
@@ -127,7 +127,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
                 actor=request.user, name=form.cleaned_data["name"], days=form.cleaned_data["days"]
             )
         except GMPError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            form.add_error(exc.field if exc.field in form.fields else None, exc.text)
         else:
             messages.success(
                 request, gettext("Token “%(name)s” created. Copy it now: it is shown only once.") % {"name": token.name}

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import django_filters
 from django import forms
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import exceptions, serializers, status
 from rest_framework.generics import GenericAPIView
@@ -138,14 +139,16 @@ class ApiViewMixin(GenericAPIView):
 
 class PreconditionFailed(exceptions.APIException):
     status_code = status.HTTP_412_PRECONDITION_FAILED
-    default_detail = "The record changed since you read it (If-Match does not match its ETag): nothing was saved."
+    default_detail = gettext_lazy(
+        "The record changed since you read it (If-Match does not match its ETag): nothing was saved."
+    )
     default_code = "precondition_failed"
 
 
 class PreconditionRequired(exceptions.APIException):
     status_code = status.HTTP_428_PRECONDITION_REQUIRED
-    default_detail = ("Send If-Match with the record's ETag (from GET), or its version in the body: "
-                      "an update is refused unless you say which version you change.")
+    default_detail = gettext_lazy("Send If-Match with the record's ETag (from GET), or its version in the body: "
+                                  "an update is refused unless you say which version you change.")
     default_code = "precondition_required"
 
 
@@ -168,7 +171,7 @@ def expected_version(request, obj: Any, body_version: int | None) -> tuple[int, 
     if header:
         match = _ETAG_RE.fullmatch(header.strip())
         if match is None or int(match.group(1)) != obj.pk:
-            raise PreconditionFailed("If-Match is not an ETag of this record: read it again (GET) and use its ETag.")
+            raise PreconditionFailed(gettext("If-Match is not an ETag of this record: read it again (GET) and use its ETag."))
         return int(match.group(2)), True
     if body_version is None:
         raise PreconditionRequired()
@@ -182,7 +185,7 @@ def stale_as_precondition_failed(from_if_match: bool) -> Iterator[None]:
         yield
     except StaleRecord as exc:
         if from_if_match:
-            raise PreconditionFailed(exc.message) from exc
+            raise PreconditionFailed(exc.text) from exc
         raise
 
 
@@ -193,7 +196,7 @@ def require_any_site_perm(user, perms: tuple[str, ...], *, action: str, site=Non
     never do this with 403 rather than with the body's validation errors."""
     sites = [site] if site is not None else list(site_list_for_user(user))
     if not any(has_site_perm(user, s, perm) for s in sites for perm in perms):
-        raise PermissionRefused(f"Your roles do not allow you to {action}.")
+        raise PermissionRefused(gettext_noop("Your roles do not allow you to %(action)s."), params={"action": action})
 
 
 def request_of(request):

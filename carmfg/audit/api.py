@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import django_filters
 from django.urls import path
+from django.utils.translation import gettext
 from rest_framework import generics, serializers
 from rest_framework.exceptions import PermissionDenied
 
@@ -51,7 +52,7 @@ class AuditEventList(ApiViewMixin, generics.ListAPIView):
 
     def list(self, request, *args, **kwargs):
         if not audit_sites_for_user(request.user):
-            raise PermissionDenied("Your roles do not allow you to read the audit trail.")
+            raise PermissionDenied(gettext("Your roles do not allow you to read the audit trail."))
         return super().list(request, *args, **kwargs)
 
     def get_queryset(self):

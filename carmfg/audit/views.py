@@ -9,11 +9,13 @@ from django.db import transaction
 from django.db.models import Max
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_noop
 
 from carmfg.audit.forms import AuditFilterForm
 from carmfg.audit.models import Action
 from carmfg.audit.selectors import AuditFilter, audit_event_list_for_user, audit_sites_for_user
 from carmfg.audit.services import audit_record
+from carmfg.exceptions import InvalidInput
 
 EXPORT_COLUMNS = [
     "site", "chain", "seq", "occurred_at", "actor_username", "actor_name", "action", "object_type",
@@ -86,7 +88,8 @@ def audit_export(request, fmt: str):
     if count > EXPORT_MAX_EVENTS:
         return render(
             request, "error.html",
-            {"error": {"message": f"The filter selects {count:,} events; narrow it to at most {EXPORT_MAX_EVENTS:,}."}},
+            {"error": InvalidInput(gettext_noop("The filter selects %(count)s events; narrow it to at most %(max)s."),
+                                   params={"count": f"{count:,}", "max": f"{EXPORT_MAX_EVENTS:,}"})},
             status=400,
         )
     # The export is itself an audited event, recorded on each site chain it reads.

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Model
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
@@ -86,7 +87,9 @@ def signature_reauthenticate(*, actor, password: str, request: HttpRequest | Non
                 changes={"cause": "account locked" if locked else "wrong password"},
             )
         if locked:
-            raise SignatureRefused("The signature was refused: your account is locked after repeated failures.")
+            raise SignatureRefused(
+                gettext_noop("The signature was refused: your account is locked after repeated failures.")
+            )
         raise SignatureRefused()
     return Reauthentication(user_id=actor.pk, at=timezone.now())
 
@@ -127,9 +130,9 @@ def signature_apply(
 ) -> Signature:
     """Sign ``obj`` with ``meaning`` in the caller's transaction."""
     if reauth.user_id != actor.pk or timezone.now() - reauth.at > REAUTH_VALID_FOR:
-        raise SignatureRefused("The signature was refused: please enter your password again.")
+        raise SignatureRefused(gettext_noop("The signature was refused: please enter your password again."))
     if meaning not in Meaning.values:
-        raise SignatureRefused(f"Unknown signature meaning {meaning!r}.")
+        raise SignatureRefused(gettext_noop("Unknown signature meaning %(meaning)s."), params={"meaning": repr(meaning)})
     comment = clean_text(comment, field="Comment", max_length=REASON_MAX_LENGTH)
     excluded = frozenset(SEGREGATION_RULES.get(meaning, frozenset()) if excluded_meanings is None else excluded_meanings)
     with transaction.atomic(savepoint=False):
@@ -140,14 +143,16 @@ def signature_apply(
         for sig in active:
             if sig.signer_id == actor.pk and sig.meaning in excluded:
                 raise SegregationOfDuties(
-                    f"You signed this record as “{sig.get_meaning_display()}”; "
-                    f"a different person must sign it as “{Meaning(meaning).label}”."
+                    gettext_noop("You signed this record as “%(signed)s”; "
+                                 "a different person must sign it as “%(meaning)s”."),
+                    params={"signed": sig.get_meaning_display(), "meaning": Meaning(meaning).label},
                 )
         for sig in active:
             if sig.meaning == meaning:
                 if sig.content_hash == current:
                     raise AlreadySigned(
-                        f"This record is already signed as “{sig.get_meaning_display()}” by {sig.signer_name}."
+                        gettext_noop("This record is already signed as “%(meaning)s” by %(signer)s."),
+                        params={"meaning": sig.get_meaning_display(), "signer": sig.signer_name},
                     )
                 _void(actor, sig, obj, "The record changed after it was signed.")
         event = audit_record(
@@ -158,7 +163,7 @@ def signature_apply(
             reason=comment,
         )
         if event.site is None:
-            raise SignatureRefused("Only records that belong to a site can be signed.")
+            raise SignatureRefused(gettext_noop("Only records that belong to a site can be signed."))
         return Signature.objects.create(
             content_type=ContentType.objects.get_for_model(obj),
             object_id=str(obj.pk),
