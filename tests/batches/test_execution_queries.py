@@ -23,8 +23,9 @@ from tests.conftest import PASSWORD
 # batch lock, the plan (recipe, records, their signatures), savepoint + insert + release,
 # two audit events (head lock, insert, head update each), the record's active signatures,
 # signature insert: 18; plus the start and end of the transaction (savepoints inside the
-# test's own transaction). It was 24 before issue #10: the record, its batch and its site
-# were read back after the insert, and the caller's batch after the commit.
+# test's own transaction). It was 25 before issue #10: the record, its batch and its site
+# were read back after the insert, and the caller's batch after the commit (which dropped
+# its cached site, read again by the next call).
 STEP_RECORD_QUERIES = 20
 
 
