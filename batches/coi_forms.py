@@ -172,11 +172,14 @@ class InfusionForm(forms.Form):
                                        help_text=_("The square DataMatrix code on the bag's label (FP-n)."))
     wristband_scanned_code = forms.CharField(label=_("2. Scan the patient's wristband"), max_length=SCAN_MAX_LENGTH,
                                              strip=False, widget=forms.TextInput(attrs=SCAN_ATTRS),
-                                             help_text=_("The scan submits the form."))
+                                             help_text=_("The scan moves on to your password."))
+    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+                               max_length=4096, strip=False, label=_("3. Your password (signature)"),
+                               help_text=_("You sign the infusion as performed by you. Enter submits."))
     note = forms.CharField(label=_("Note"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, fractions: list[tuple[int, str]], **kwargs):
         super().__init__(*args, **kwargs)
         cast(forms.ChoiceField, self.fields["fraction_number"]).choices = fractions
-        chain_enter(self, ["bag_scanned_code", "wristband_scanned_code"])
+        chain_enter(self, ["bag_scanned_code", "wristband_scanned_code", "password"])
 

@@ -153,7 +153,7 @@ def seed_qc_demo(*, site, password: str, log=print) -> None:
     infusion_record(actor=users["coord"], batch=late, fraction_number=1,
                     bag_scanned_code=label_scan_data(parse_din(late.donation.din), "FP-1"),
                     wristband_scanned_code=late.order.patient.wristband_code,
-                    infused_at=timezone.now())
+                    infused_at=timezone.now(), password=password)
     _enter(late, "vcn", users, password)
     _enter(late, "ifng", users, password)
     _enter(late, "sterility", users, password, {"sterility": "growth"}, review=False)

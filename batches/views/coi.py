@@ -558,20 +558,22 @@ def infusion_view(request, batch_pk: int):
             valid = form.is_valid()
         if valid:
             try:
-                infusion = infusion_record(actor=request.user, batch=batch, **form.cleaned_data)
+                infusion = infusion_record(actor=request.user, batch=batch, request=request, **form.cleaned_data)
             except IdentityMismatch as exc:
                 blocked, status = exc, 409
             except GMPError as exc:
                 form_error(form, exc)
             else:
-                messages.success(request, gettext("Fraction %(number)s recorded: bag and wristband matched.")
+                messages.success(request, gettext("Fraction %(number)s recorded and signed: bag and wristband matched.")
                                  % {"number": infusion.fraction_number})
                 return redirect("batches:infusion_record", batch_pk=batch.pk)
     return render(request, "batches/coi/infusion.html", {
         "batch": batch, "order": batch.order, "donation": batch.donation, "patient": batch.order.patient,
         "form": form, "blocked": blocked, "can_record": can_record,
         "released": batch.state in INFUSABLE_STATES, "state_label": BatchState(batch.state).label,
-        "fractions": [(n, p, given.get(n)) for n, p in enumerate(percents, start=1)], "due": due,
+        # One row per fraction of the product (a handful): its infusion and signatures.
+        "fractions": [(n, p, given.get(n), signatures_for_record(given[n]) if n in given else [])
+                      for n, p in enumerate(percents, start=1)], "due": due,
         "retry_url": reverse("batches:infusion_record", args=[batch.pk]),
         "blocked_context": gettext("Infusion at the bedside · patient %(patient)s") % {
             "patient": batch.order.patient.pseudonym},

@@ -13,8 +13,12 @@ from batches.exceptions import IdentityMismatch, NotReady
 from batches.models import BatchState, CustodyEvent, CustodyStep, Infusion, OrderStatus
 from batches.services.infusion import infusion_record
 from carmfg.audit.models import Action, AuditEvent
+from carmfg.esign.exceptions import SignatureRefused
+from carmfg.esign.models import Meaning, Signature
+from carmfg.esign.services import signable_hash
 from carmfg.exceptions import InvalidInput, PermissionRefused
 from tests.batches.coi_steps import a_batch, a_patient, final_bags, released, scan_of
+from tests.conftest import PASSWORD
 
 
 @pytest.fixture
@@ -24,9 +28,9 @@ def batch(site, coordinator, technician, product, small_mbr):
     return batch
 
 
-def _infuse(actor, batch, fraction=1, *, bag=None, wristband=None, at=None, **kwargs):
+def _infuse(actor, batch, fraction=1, *, bag=None, wristband=None, at=None, password=PASSWORD, **kwargs):
     return infusion_record(
-        actor=actor, batch=batch, fraction_number=fraction,
+        actor=actor, batch=batch, fraction_number=fraction, password=password,
         bag_scanned_code=bag if bag is not None else scan_of(batch.donation, f"FP-{fraction}"),
         wristband_scanned_code=wristband if wristband is not None else batch.order.patient.wristband_code,
         infused_at=at or timezone.now(), **kwargs,
@@ -158,7 +162,7 @@ def _post(batch, **overrides):
     local = timezone.now().astimezone(batch.site.zone)
     data = {"fraction_number": "1", "infused_at": local.strftime("%Y-%m-%dT%H:%M"),
             "bag_scanned_code": scan_of(batch.donation, "FP-1"),
-            "wristband_scanned_code": batch.order.patient.wristband_code, "note": ""}
+            "wristband_scanned_code": batch.order.patient.wristband_code, "password": PASSWORD, "note": ""}
     data.update(overrides)
     return data
 
@@ -192,14 +196,55 @@ def test_the_right_bag_and_wristband_on_the_page_record_the_fraction(batch, coor
 
     response = client_for(coordinator).post(_page(batch), _post(batch), follow=True)
 
-    assert "Fraction 1 recorded" in response.content.decode()
+    html = response.content.decode()
+    assert "Fraction 1 recorded and signed" in html
     assert Infusion.objects.get().fraction_number == 1
+    assert "Signature valid" in html  # the manifestation in the fractions table
+    assert coordinator.get_full_name() in html
 
 
-def test_the_bag_scan_moves_to_the_wristband_and_the_wristband_scan_submits(batch, coordinator, client_for):
+def test_the_bag_scan_moves_to_the_wristband_then_to_the_password_which_submits(batch, coordinator, client_for):
     batch = released(batch, coordinator)
     html = client_for(coordinator).get(_page(batch)).content.decode()
 
     assert 'data-enter-next="id_wristband_scanned_code"' in html
-    wristband = html[html.index('name="wristband_scanned_code"') - 200: html.index('name="wristband_scanned_code"') + 200]
-    assert "data-enter-next" not in wristband
+    assert 'data-enter-next="id_password"' in html
+    password = html[html.index('name="password"') - 200: html.index('name="password"') + 200]
+    assert "data-enter-next" not in password
+
+
+def test_a_wrong_password_on_the_page_records_nothing(batch, coordinator, client_for):
+    batch = released(batch, coordinator)
+
+    response = client_for(coordinator).post(_page(batch), _post(batch, password="not-my-password"))
+
+    assert response.status_code == 200
+    assert "signature was refused" in response.content.decode()
+    assert not Infusion.objects.exists()
+
+
+def test_the_infusion_is_signed_by_whoever_gave_it(batch, coordinator):
+    """Giving the product is an act the person answers for (21 CFR 11.50): the record
+    carries their signature, with its meaning, bound to what was recorded."""
+    batch = released(batch, coordinator)
+
+    infusion = _infuse(coordinator, batch, 1)
+
+    signature = Signature.objects.get(object_id=str(infusion.pk), content_type__model="infusion")
+    assert signature.signer == coordinator
+    assert signature.meaning == Meaning.PERFORMED
+    assert signature.content_hash == signable_hash(infusion)
+    assert AuditEvent.objects.filter(action=Action.SIGN, object_type="batches.infusion",
+                                     object_id=str(infusion.pk)).exists()
+
+
+@pytest.mark.parametrize("password", ["wrong-password", "", "x\x00y", "p" * 5000, None])
+def test_a_wrong_password_records_nothing_and_is_audited(batch, coordinator, password):
+    batch = released(batch, coordinator)
+
+    with pytest.raises(SignatureRefused):
+        _infuse(coordinator, batch, 1, password=password)
+
+    assert not Infusion.objects.exists()
+    assert not CustodyEvent.objects.filter(step=CustodyStep.BEDSIDE).exists()
+    assert AuditEvent.objects.filter(action=Action.SIGN_REFUSED, actor=coordinator).exists()

@@ -202,12 +202,16 @@ def test_the_demo_batch_is_made_tested_certified_twice_and_released_through_the_
     bag = page.get_by_label("1. Scan the product bag")
     expect(bag).to_be_focused()
     bag.fill(label_scan_data(din_of(batch.donation), first_bag.container_code))
-    bag.press("Enter")  # moves to the wristband: the last scan submits
+    bag.press("Enter")  # moves to the wristband, which moves to the signature password
     wristband = page.get_by_label("2. Scan the patient's wristband")
     expect(wristband).to_be_focused()
     wristband.fill(batch.order.patient.wristband_code)
     wristband.press("Enter")
-    nurse.expect_message("Fraction 1 recorded: bag and wristband matched")
+    password = page.get_by_label("3. Your password (signature)")
+    expect(password).to_be_focused()
+    password.fill(PASSWORD)
+    password.press("Enter")
+    nurse.expect_message("Fraction 1 recorded and signed: bag and wristband matched")
     nurse.shot("34-infusion-recorded")
 
     page = lab.go(f"/qc/batches/{batch.pk}/")

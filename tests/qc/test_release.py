@@ -350,7 +350,7 @@ def infused_batch(released_batch, coordinator):
     infusion_record(actor=coordinator, batch=released_batch, fraction_number=1,
                     bag_scanned_code=label_scan_data(parse_din(released_batch.donation.din), "FP-1"),
                     wristband_scanned_code=released_batch.order.patient.wristband_code,
-                    infused_at=timezone.now() - dt.timedelta(hours=3))
+                    infused_at=timezone.now() - dt.timedelta(hours=3), password=PASSWORD)
     released_batch.refresh_from_db()
     return released_batch
 
