@@ -24,7 +24,7 @@ from batches.models import Batch, Deviation, DeviationStatus, Infusion, StepKind
 from batches.progress import Plan, load_plan
 from batches.quantities import format_value
 from batches.selectors import intake_for_donation
-from batches.services.execution import limits_text
+from batches.services.execution import limits_phrase
 from batches.timeline import coi_timeline
 from carmfg.numbers import localize_number_text
 from qc.models import Certification, OosInvestigation
@@ -295,7 +295,7 @@ def steps_section(ctx: RecordContext) -> Section:
                                                (d.repeatable, gettext("repeatable"))) if flag]
             steps.append({
                 "number": f"{s_index}.{t_index}", "code": d.code, "title": d.title, "kind": _label(d.get_kind_display()),
-                "flags": flags, "limits": limits_text(d), "unit": d.unit,
+                "flags": flags, "limits": localize_number_text(limits_phrase(d).text), "unit": d.unit,
                 "records": [_record(rs, d, zone) for rs in state.records],
             })
         stages.append({"number": s_index, "name": stage.stage.name, "steps": steps,
