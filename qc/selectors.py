@@ -467,14 +467,14 @@ def alert_get_for_user(user, pk) -> Alert:
 # --- signed batch records -------------------------------------------------------------------------
 
 
-def record_document_list_for_batch(user, batch: Batch) -> list[BatchRecordDocument]:
+def record_document_list_for_batch(user, batch: Batch) -> QuerySet[BatchRecordDocument]:
     """The batch's signed records, newest first, for people who may read the site's
-    records (QPs and auditors); nobody else sees them listed."""
+    records (QPs and auditors); nobody else sees them listed. Pages and the API."""
     from carmfg.accounts.permissions import SitePerm, has_site_perm
 
     if not has_site_perm(user, batch.site, SitePerm.AUDIT):
-        return []
-    return list(BatchRecordDocument.objects.filter(batch=batch).select_related("requested_by").order_by("-version"))
+        return BatchRecordDocument.objects.none()
+    return BatchRecordDocument.objects.filter(batch=batch).select_related("requested_by").order_by("-version")
 
 
 def record_document_get_for_user(user, pk) -> BatchRecordDocument:
@@ -482,7 +482,8 @@ def record_document_get_for_user(user, pk) -> BatchRecordDocument:
     from carmfg.audit.selectors import audit_sites_for_user
 
     site_ids = [site.pk for site in audit_sites_for_user(user)]
-    document = BatchRecordDocument.objects.select_related("batch", "site").filter(pk=pk, site_id__in=site_ids).first()
+    document = BatchRecordDocument.objects.select_related("batch", "site", "requested_by").filter(
+        pk=pk, site_id__in=site_ids).first()
     if document is None:
         raise Http404("Not found.")
     return document

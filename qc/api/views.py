@@ -25,7 +25,6 @@ from carmfg.api.base import (
     stale_as_precondition_failed,
     with_etag,
 )
-from carmfg.audit.selectors import audit_sites_for_user
 from qc import documents
 from qc.api import serializers as s
 from qc.models import (
@@ -37,6 +36,8 @@ from qc.models import (
 )
 from qc.selectors import (
     certification_list_for_batch,
+    record_document_get_for_user,
+    record_document_list_for_batch,
     result_get_for_user,
     sample_get_for_user,
     test_definition_get_for_user,
@@ -138,10 +139,6 @@ class BatchCertifications(ApiViewMixin, generics.GenericAPIView):
 # else a record is not found, as on the pages.
 
 
-def _audit_site_ids(user) -> list[int]:
-    return [site.pk for site in audit_sites_for_user(user)]
-
-
 class BatchRecords(ApiViewMixin, generics.ListAPIView):
     """The signed batch records of a batch, newest first (QPs and auditors; empty for others)."""
 
@@ -153,9 +150,7 @@ class BatchRecords(ApiViewMixin, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return BatchRecordDocument.objects.none()
-        batch = self.get_batch()
-        return BatchRecordDocument.objects.filter(batch=batch, site_id__in=_audit_site_ids(self.request.user)) \
-            .select_related("requested_by").order_by("-version")
+        return record_document_list_for_batch(self.request.user, self.get_batch())
 
     @extend_schema(request=s.RecordRequestSerializer, responses={202: s.RecordDocumentSerializer})
     def post(self, request, pk):
@@ -172,11 +167,7 @@ class BatchRecords(ApiViewMixin, generics.ListAPIView):
 
 
 def _document_get(user, pk) -> BatchRecordDocument:
-    document = BatchRecordDocument.objects.select_related("batch", "requested_by").filter(
-        pk=pk_or_404(pk), site_id__in=_audit_site_ids(user)).first()
-    if document is None:
-        raise Http404("Not found.")
-    return document
+    return record_document_get_for_user(user, pk_or_404(pk))
 
 
 class RecordDetail(ApiViewMixin, generics.RetrieveAPIView):
