@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -20,6 +21,7 @@ from django.db import (
     transaction,
 )
 
+from carmfg.accounts.services import profile_language_set
 from carmfg.audit.models import Action, AuditEvent, ChainHead
 from carmfg.audit.services import audit_record
 from carmfg.audit.verification import verify_chain
@@ -236,6 +238,22 @@ def test_audit_export_contains_exactly_the_filtered_events_and_is_itself_audited
 
 def test_audit_export_rejects_unknown_formats(trail, client_for, auditor):
     assert client_for(auditor).get("/audit/export.xml").status_code == 404
+
+
+def test_an_export_of_too_many_events_says_so_in_the_readers_language_and_exports_nothing(
+    trail, client_for, auditor, monkeypatch
+):
+    monkeypatch.setattr("carmfg.audit.views.EXPORT_MAX_EVENTS", 2)
+    client = client_for(auditor)
+
+    english = client.get("/audit/export.csv", HTTP_ACCEPT_LANGUAGE="en")
+    assert english.status_code == 400
+    assert re.search(r"The filter selects \d+ events; narrow it to at most 2\.", english.content.decode())
+    profile_language_set(actor=auditor, language="ru")
+    russian = client_for(auditor).get("/audit/export.csv").content.decode()
+    assert re.search(r"Фильтр выбирает событий: \d+; сузьте его не более чем до 2\.", russian)
+    assert "The filter selects" not in russian
+    assert not AuditEvent.objects.filter(action=Action.VIEW_EXPORT).exists()
 
 
 def test_audit_filter_with_nul_byte_is_refused_with_a_message(trail, client_for, auditor):
