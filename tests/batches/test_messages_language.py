@@ -144,3 +144,14 @@ def test_an_unreadable_custody_scan_is_explained_in_russian_and_audited_in_engli
     event = AuditEvent.objects.filter(action=Action.BLOCKED, object_id=str(donation.pk)).get()
     assert event.changes["cause"] == ("Unreadable scan: The DIN is too short: 5 characters, where a DIN has 13 "
                                       "(5 facility, 2 year, 6 sequence).")
+
+
+def test_why_a_step_cannot_be_done_yet_is_shown_in_russian_and_kept_english(batch, technician, client_for):
+    state = load_plan(batch).steps[2]
+    assert state.refusal.startswith("Earlier steps must be done first: ")
+    client = _russian(client_for, technician)
+
+    page = client.get(f"/batches/{batch.pk}/", {"step": state.definition.pk}).content.decode()
+
+    assert "Сначала нужно выполнить предыдущие шаги: " in page
+    assert "Earlier steps must be done first" not in page
