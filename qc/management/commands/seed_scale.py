@@ -17,7 +17,8 @@ On PostgreSQL the bulk rows go in with ``COPY`` (primary keys taken from the tab
 sequences first; every value converted by its field's ``get_db_prep_save``, as an INSERT
 converts it), and audit events are never model instances: a slotted row object that
 borrows ``AuditEvent.hash_payload`` is sealed by ``event_seal`` and copied. Elsewhere
-(SQLite, the tests) the same objects go through ``bulk_create``.
+(SQLite, the tests) records go through ``bulk_create`` and events through one prepared
+INSERT (``executemany``).
 
 The records are not made through the GMP services (that would take days at this size),
 so the command refuses to run with ``CARMFG_ENV=production``.
@@ -192,27 +193,42 @@ def insert_objects(model: type[Model], objs: list[Any]) -> None:
 
 
 def insert_events(events: list[SeedEvent]) -> None:
-    """Write sealed events and set their ``id``."""
+    """Write sealed events of one chain, in sequence order, and set their ``id``. The
+    timestamp and the JSON are converted by their fields; the other columns are plain
+    text and integers already."""
     if not events:
         return
-    if connection.vendor != "postgresql":
-        made = AuditEvent.objects.bulk_create(
-            [AuditEvent(**{name: getattr(e, name) for name in AUDIT_COLUMNS}) for e in events], batch_size=CHUNK)
-        for event, saved in zip(events, made, strict=True):
-            event.id = saved.pk
-        return
     db = connections[connection.alias]
-    changes = AuditEvent._meta.get_field("changes")
-    at = 1 + AUDIT_COLUMNS.index("changes")
-    for event, new_id in zip(events, _next_ids(AuditEvent, len(events)), strict=True):
-        event.id = new_id
+    convert = [(AUDIT_COLUMNS.index(f.attname), f) for f in AuditEvent._meta.concrete_fields
+               if f.attname in ("occurred_at", "changes")]
 
     def row(e: SeedEvent) -> list[Any]:
-        values = [e.id, *(getattr(e, name) for name in AUDIT_COLUMNS)]
-        values[at] = changes.get_db_prep_save(e.changes, db)
+        values = [getattr(e, name) for name in AUDIT_COLUMNS]
+        for i, field in convert:
+            values[i] = field.get_db_prep_save(values[i], db)
         return values
 
-    _copy(AuditEvent, ["id", *AUDIT_COLUMNS], (row(e) for e in events))
+    quote = db.ops.quote_name
+    table = quote(AuditEvent._meta.db_table)
+    if db.vendor == "postgresql":
+        for event, new_id in zip(events, _next_ids(AuditEvent, len(events)), strict=True):
+            event.id = new_id
+        _copy(AuditEvent, ["id", *AUDIT_COLUMNS], ([e.id, *row(e)] for e in events))
+        return
+    # Elsewhere (SQLite): one prepared INSERT for every row, then the ids by (chain, seq).
+    first, last = events[0], events[-1]
+    if any(e.chain != first.chain for e in events) or last.seq - first.seq != len(events) - 1:
+        raise ValueError("insert_events writes consecutive events of one chain")
+    # Only the model's own table and column names go into the SQL text; values are parameters.
+    columns = ", ".join(quote(name) for name in AUDIT_COLUMNS)
+    insert = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(AUDIT_COLUMNS))})"  # noqa: S608
+    select = f"SELECT id FROM {table} WHERE chain = %s AND seq BETWEEN %s AND %s ORDER BY seq"  # noqa: S608
+    with db.cursor() as cursor:
+        cursor.executemany(insert, [row(e) for e in events])
+        cursor.execute(select, [first.chain, first.seq, last.seq])
+        ids = [r[0] for r in cursor.fetchall()]
+    for event, new_id in zip(events, ids, strict=True):
+        event.id = new_id
 
 
 class Command(BaseCommand):
