@@ -328,7 +328,8 @@ def step_record(
                                                "(#%(count)s is there now). Reload and check before recording."),
                                   params={"step": definition.title, "count": state.count})
             if not state.can_record:
-                raise (OutOfOrder(state.refusal) if state.count == 0 or definition.repeatable else NotReady(state.refusal))
+                raise (OutOfOrder if state.count == 0 or definition.repeatable else NotReady)(
+                    state.refusal_template, params=state.refusal_params)
             record = StepRecord(site=locked.site, batch=locked, definition=definition, occurrence=expected_occurrence,
                                 comment=comment, performed_by=actor, performed_at=timezone.now())
             _fill(record, definition, batch=locked, plan=plan, value=value, unit=unit, lot_barcode=lot_barcode,
@@ -372,7 +373,8 @@ def step_preview(*, actor, batch: Batch, definition: StepDefinition, value=None,
             plan = load_plan(locked, for_update=True)
             state = plan.by_pk[definition.pk]
             if not state.can_record:
-                raise (OutOfOrder(state.refusal) if state.count == 0 or definition.repeatable else NotReady(state.refusal))
+                raise (OutOfOrder if state.count == 0 or definition.repeatable else NotReady)(
+                    state.refusal_template, params=state.refusal_params)
             record = StepRecord(site=locked.site, batch=locked, definition=definition, occurrence=state.next_occurrence,
                                 performed_by=actor, performed_at=timezone.now())
             _fill(record, definition, batch=locked, plan=plan, value=value, unit=unit, lot_barcode=lot_barcode,

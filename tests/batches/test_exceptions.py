@@ -16,6 +16,7 @@ from batches.exceptions import (
     IdentityMismatch,
     LowerLabel,
     NotReady,
+    OutOfOrder,
     Phrase,
     more_phrase,
 )
@@ -131,3 +132,22 @@ def test_a_value_outside_the_alert_limits_is_explained_in_russian_with_its_value
     with translation.override("ru"):
         assert error.text == ("80 mL вне пределов тревоги (тревога 100–400 mL; действие 50–500 mL). "
                               "Проверьте значение; чтобы записать его, отметьте подтверждение и поясните в комментарии.")
+
+
+def test_a_step_out_of_order_is_refused_in_russian_naming_the_steps_before_it(
+    shipped_mbr, demo_materials, make_batch, technician
+):
+    batch = make_batch(shipped_mbr.product)
+    batch = batch_start(actor=technician, batch=batch, expected_version=batch.version)
+    state = load_plan(batch).by_code["apheresis_volume_ml"]
+
+    with pytest.raises(OutOfOrder) as excinfo:
+        step_record(actor=technician, batch=batch, definition=state.definition, password=PASSWORD,
+                    expected_occurrence=state.next_occurrence, value="212.0", unit="mL")
+
+    error = excinfo.value
+    assert error.message == state.refusal
+    assert error.message.startswith("Earlier steps must be done first: ")
+    with translation.override("ru"):
+        assert error.text.startswith("Сначала нужно выполнить предыдущие шаги: ")
+        assert "Line clearance" in error.text  # the step's own name, as the recipe spells it
