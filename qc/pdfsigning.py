@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_noop
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
@@ -51,6 +52,8 @@ from pyhanko.sign.validation import async_validate_pdf_signature, read_certifica
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from qc.texts import Text
 
 DEMO_CA_NAME = "carmfg demo CA — not for production"
 DEMO_SIGNER_NAME = "carmfg demo document signer — not for production"
@@ -471,7 +474,8 @@ def validate_pdf(
     try:
         return _run(lambda: _validate(pdf_bytes, roots, verdict, require_timestamp, allow_fetching))
     except Exception as exc:  # noqa: BLE001 - a verifier reports, it never crashes on a hostile file
-        verdict.problems.append(f"the signature could not be validated: {type(exc).__name__}: {exc}")
+        verdict.problems.append(Text(gettext_noop("the signature could not be validated: %(error)s"),
+                                     {"error": f"{type(exc).__name__}: {exc}"}))
         return verdict
 
 
@@ -481,14 +485,15 @@ async def _validate(pdf_bytes: bytes, roots: list, verdict: Verdict, require_tim
         reader = PdfFileReader(BytesIO(pdf_bytes), strict=True)
         signatures = list(reader.embedded_signatures)
     except Exception as exc:  # noqa: BLE001
-        problems.append(f"not a readable PDF: {type(exc).__name__}: {exc}")
+        problems.append(Text(gettext_noop("not a readable PDF: %(error)s"), {"error": f"{type(exc).__name__}: {exc}"}))
         return verdict
     verdict.signature_count = len(signatures)
     if not signatures:
-        problems.append("the file carries no signature")
+        problems.append(Text(gettext_noop("the file carries no signature")))
         return verdict
     if len(signatures) > 1:
-        problems.append(f"the file carries {len(signatures)} signatures; a batch record is issued with exactly one")
+        problems.append(Text(gettext_noop("the file carries %(n)s signatures; a batch record is issued with exactly one"),
+                             {"n": len(signatures)}))
     sig = signatures[0]
     verdict.field_name = sig.field_name or ""
     reason = sig.sig_object.get("/Reason")
@@ -520,28 +525,34 @@ async def _validate(pdf_bytes: bytes, roots: list, verdict: Verdict, require_tim
     verdict.signing_time = verdict.timestamp_time if verdict.timestamp_valid else status.signer_reported_dt
 
     if not verdict.intact:
-        problems.append("the signature does not match the signed bytes: the document was changed after signing")
+        problems.append(Text(gettext_noop("the signature does not match the signed bytes: the document was changed "
+                                          "after signing")))
     if not verdict.trusted:
         indication = status.trust_problem_indic
-        why = f" ({indication.standard_name})" if indication is not None else ""
-        problems.append(f"the signing certificate does not chain to the given CA certificate{why}")
+        if indication is not None:
+            problems.append(Text(gettext_noop("the signing certificate does not chain to the given CA certificate "
+                                              "(%(why)s)"), {"why": indication.standard_name}))
+        else:
+            problems.append(Text(gettext_noop("the signing certificate does not chain to the given CA certificate")))
     if not verdict.certified:
-        problems.append("the signature is not the document's certification signature")
+        problems.append(Text(gettext_noop("the signature is not the document's certification signature")))
     elif not verdict.certified_no_changes:
-        problems.append("the certification allows later changes; a batch record is certified with 'no changes allowed'")
+        problems.append(Text(gettext_noop("the certification allows later changes; a batch record is certified with "
+                                          "'no changes allowed'")))
     if not verdict.covers_entire_file:
-        problems.append(
-            f"the signature does not cover the whole file (coverage {verdict.coverage}): "
-            "something was added after signing (an incremental update or bytes after %%EOF)"
-        )
+        problems.append(Text(
+            gettext_noop("the signature does not cover the whole file (coverage %(coverage)s): something was added "
+                         "after signing (an incremental update or bytes after %%EOF)"), {"coverage": verdict.coverage}))
     if level is None or level.name != "NONE":
-        problems.append(f"the document was modified after signing (modification level {verdict.modification_level})")
+        problems.append(Text(gettext_noop("the document was modified after signing (modification level %(level)s)"),
+                             {"level": verdict.modification_level}))
     if status.docmdp_ok is False:
-        problems.append("changes after signing violate the certification's 'no changes allowed'")
+        problems.append(Text(gettext_noop("changes after signing violate the certification's 'no changes allowed'")))
     if ts is not None and not verdict.timestamp_valid:
-        problems.append("the signature timestamp is not valid or not issued by a trusted timestamp authority")
+        problems.append(Text(gettext_noop("the signature timestamp is not valid or not issued by a trusted timestamp "
+                                          "authority")))
     if ts is None and require_timestamp:
-        problems.append("the signature carries no RFC 3161 timestamp")
+        problems.append(Text(gettext_noop("the signature carries no RFC 3161 timestamp")))
     return verdict
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 from django.db import DatabaseError
+from django.utils.translation import gettext_noop
 
 from carmfg.canonical import canonical_json
 from qc import pdfsigning
@@ -33,6 +34,7 @@ from qc.models.documents import (
     BatchRecordDocument,
     DocumentStatus,
 )
+from qc.texts import Text
 
 
 @dataclass
@@ -83,13 +85,15 @@ def verify_record(
         try:
             _find_issued(verdict, site_ids)
         except DatabaseError as exc:
-            verdict.problems.append(f"the database could not be consulted ({type(exc).__name__}); use --offline to check the signature alone")
+            verdict.problems.append(Text(gettext_noop("the database could not be consulted (%(error)s); use --offline to "
+                                                      "check the signature alone"), {"error": type(exc).__name__}))
 
     verdict.signature = pdfsigning.validate_pdf(
         pdf_bytes, trust_roots=roots,
         require_timestamp=bool(verdict.document is not None and verdict.document.timestamped_at is not None),
     )
-    verdict.problems.extend(f"signature: {problem}" for problem in verdict.signature.problems)
+    verdict.problems.extend(Text(gettext_noop("signature: %(problem)s"), {"problem": problem})
+                            for problem in verdict.signature.problems)
 
     _read_embedded_data(verdict, pdf_bytes)
 
@@ -97,15 +101,15 @@ def verify_record(
         _compare_with_issued(verdict)
         _check_audit_head(verdict, full_chain=check_audit_chain)
     else:
-        verdict.notes.append(
+        verdict.notes.append(Text(gettext_noop(
             "offline: the file's SHA-256 was not compared with the ones the site issued, and the audit chain "
-            "was not consulted; compare the SHA-256 above with the site's register"
-        )
+            "was not consulted; compare the SHA-256 above with the site's register")))
 
     if pdfsig_path is not None:
         verdict.pdfsig = pdfsigning.pdfsig_report(pdfsig_path)
         if not verdict.pdfsig.available:
-            verdict.notes.append("pdfsig (poppler-utils) is not installed: its second opinion was not asked")
+            verdict.notes.append(Text(gettext_noop("pdfsig (poppler-utils) is not installed: its second opinion was not "
+                                                   "asked")))
         elif not verdict.pdfsig.ok:
             summary = "; ".join(
                 f"{sig.signature_validation or 'no verdict'}, "
@@ -123,9 +127,11 @@ def _find_issued(verdict: RecordVerdict, site_ids: list[int] | None) -> None:
     verdict.document = issued.first()
     verdict.database_checked = True
     if verdict.document is None:
-        verdict.problems.append("this file's SHA-256 is not one the system issued (changed, re-saved or not ours)")
+        verdict.problems.append(Text(gettext_noop("this file's SHA-256 is not one the system issued (changed, re-saved "
+                                                  "or not ours)")))
     elif verdict.document.status != DocumentStatus.DONE:
-        verdict.problems.append(f"the system's record of this file is not complete (status {verdict.document.status})")
+        verdict.problems.append(Text(gettext_noop("the system's record of this file is not complete (status %(status)s)"),
+                                     {"status": verdict.document.status}))
 
 
 def _read_embedded_data(verdict: RecordVerdict, pdf_bytes: bytes) -> None:
@@ -136,15 +142,18 @@ def _read_embedded_data(verdict: RecordVerdict, pdf_bytes: bytes) -> None:
         attachments = PdfReader(io.BytesIO(pdf_bytes)).attachments
         names = [name for name in attachments if name.endswith(DATA_ATTACHMENT_SUFFIX)]
     except (PyPdfError, ValueError, KeyError, TypeError) as exc:
-        verdict.problems.append(f"data: the embedded files cannot be read ({type(exc).__name__}: {exc})")
+        verdict.problems.append(Text(gettext_noop("data: the embedded files cannot be read (%(error)s)"),
+                                     {"error": f"{type(exc).__name__}: {exc}"}))
         return
     if len(names) != 1:
-        verdict.problems.append(f"data: expected one embedded data file (*{DATA_ATTACHMENT_SUFFIX}), found {len(names)}")
+        verdict.problems.append(Text(gettext_noop("data: expected one embedded data file (*%(suffix)s), found %(n)s"),
+                                     {"suffix": DATA_ATTACHMENT_SUFFIX, "n": len(names)}))
         return
     name = names[0]
     contents = attachments[name]
     if len(contents) != 1:
-        verdict.problems.append(f"data: {name} is embedded {len(contents)} times")
+        verdict.problems.append(Text(gettext_noop("data: %(name)s is embedded %(n)s times"),
+                                     {"name": name, "n": len(contents)}))
         return
     raw = contents[0]
     verdict.data_attachment = name
@@ -152,16 +161,18 @@ def _read_embedded_data(verdict: RecordVerdict, pdf_bytes: bytes) -> None:
     try:
         data = json.loads(raw)
     except ValueError as exc:
-        verdict.problems.append(f"data: {name} is not JSON ({exc})")
+        verdict.problems.append(Text(gettext_noop("data: %(name)s is not JSON (%(error)s)"), {"name": name, "error": str(exc)}))
         return
     if not isinstance(data, dict) or data.get("schema") != DATA_SCHEMA:
-        verdict.problems.append(f"data: {name} is not a carmfg batch record data file ({DATA_SCHEMA})")
+        verdict.problems.append(Text(gettext_noop("data: %(name)s is not a carmfg batch record data file (%(schema)s)"),
+                                     {"name": name, "schema": DATA_SCHEMA}))
         return
     if canonical_json(data) != raw:
-        verdict.problems.append(f"data: {name} is not in canonical form, so its SHA-256 cannot be the issued one")
+        verdict.problems.append(Text(gettext_noop("data: %(name)s is not in canonical form, so its SHA-256 cannot be the "
+                                                  "issued one"), {"name": name}))
     verdict.data = data
     if verdict.audit_head is None:
-        verdict.problems.append("data: the audit chain head is missing")
+        verdict.problems.append(Text(gettext_noop("data: the audit chain head is missing")))
 
 
 def _compare_with_issued(verdict: RecordVerdict) -> None:
@@ -169,16 +180,19 @@ def _compare_with_issued(verdict: RecordVerdict) -> None:
     if document is None or data is None:
         return
     expected = {
-        "document id": (document.pk, (data.get("document") or {}).get("id")),
-        "data file SHA-256": (document.data_sha256, verdict.data_sha256),
-        "signer certificate": (document.signer_fingerprint_sha256, verdict.signature.signer_fingerprint_sha256),
-        "audit chain head": (
+        gettext_noop("document id"): (document.pk, (data.get("document") or {}).get("id")),
+        gettext_noop("data file SHA-256"): (document.data_sha256, verdict.data_sha256),
+        gettext_noop("signer certificate"): (document.signer_fingerprint_sha256,
+                                             verdict.signature.signer_fingerprint_sha256),
+        gettext_noop("audit chain head"): (
             (document.site_id, document.audit_chain_seq, document.audit_chain_hash), verdict.audit_head,
         ),
     }
     for what, (issued, found) in expected.items():
         if issued != found:
-            verdict.problems.append(f"the {what} in the file ({found}) differs from the one issued ({issued})")
+            verdict.problems.append(Text(gettext_noop("the %(what)s in the file (%(found)s) differs from the one issued "
+                                                      "(%(issued)s)"),
+                                         {"what": Text(what), "found": str(found), "issued": str(issued)}))
 
 
 def _check_audit_head(verdict: RecordVerdict, *, full_chain: bool) -> None:
@@ -194,13 +208,17 @@ def _check_audit_head(verdict: RecordVerdict, *, full_chain: bool) -> None:
         return  # the chain was empty when the record was made
     event = AuditEvent.objects.filter(chain=chain, seq=seq).first()
     if event is None:
-        verdict.problems.append(f"audit: event {seq} of chain {chain}, the head when the record was made, is gone")
+        verdict.problems.append(Text(gettext_noop("audit: event %(seq)s of chain %(chain)s, the head when the record "
+                                                  "was made, is gone"), {"seq": seq, "chain": chain}))
     elif event.hash != head_hash:
-        verdict.problems.append(f"audit: event {seq} of chain {chain} has changed since the record was made")
+        verdict.problems.append(Text(gettext_noop("audit: event %(seq)s of chain %(chain)s has changed since the record "
+                                                  "was made"), {"seq": seq, "chain": chain}))
     elif event_hash(event) != event.hash:
-        verdict.problems.append(f"audit: event {seq} of chain {chain} no longer matches its own hash (altered)")
+        verdict.problems.append(Text(gettext_noop("audit: event %(seq)s of chain %(chain)s no longer matches its own "
+                                                  "hash (altered)"), {"seq": seq, "chain": chain}))
     if full_chain:
         report = verify_chain(chain)
-        verdict.problems.extend(f"audit: {problem}" for problem in report.problems)
+        verdict.problems.extend(Text(gettext_noop("audit: %(problem)s"), {"problem": problem}) for problem in report.problems)
         if report.ok:
-            verdict.notes.append(f"audit chain {chain} recomputed: {report.count} events intact")
+            verdict.notes.append(Text(gettext_noop("audit chain %(chain)s recomputed: %(n)s events intact"),
+                                      {"chain": chain, "n": report.count}))

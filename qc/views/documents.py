@@ -28,6 +28,7 @@ from carmfg.exceptions import GMPError
 from qc import documents
 from qc.models import DocumentPurpose, DocumentStatus
 from qc.selectors import record_document_get_for_user, record_document_list_for_batch
+from qc.texts import text_of
 from qc.verification import verify_record
 
 # How far a record has come, for the progress bar (out of PROGRESS_STEPS).
@@ -77,6 +78,9 @@ def record_verify(request):
             upload = form.cleaned_data["file"]
             pdf = b"".join(upload.chunks())
             verdict = verify_record(pdf, site_ids=[site.pk for site in sites])
+            # Shown, not kept: the problems and notes in the reader's language.
+            verdict.problems = [text_of(p) for p in verdict.problems]
+            verdict.notes = [text_of(n) for n in verdict.notes]
     else:
         form = RecordVerifyForm()
     return render(request, "documents/verify.html", {"form": form, "verdict": verdict}, status=200)

@@ -15,6 +15,7 @@ from qc.checklist import release_checklist
 from qc.exceptions import NotReady
 from qc.models import Alert, Certification, CertificationKind
 from qc.services.results import results_overdue_flag
+from qc.verification import verify_record
 from tests.conftest import PASSWORD
 from tests.qc.conftest import enter
 
@@ -101,3 +102,19 @@ def test_an_overdue_alert_reads_in_the_recipients_language_and_stays_english_in_
     assert alert.message_text in page
     assert alert.title not in page
     assert batch.number in alert.title_text
+
+
+def test_the_verify_page_states_its_findings_in_the_readers_language(auditor, russian):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = russian(auditor)
+    response = client.post(reverse("qc:record_verify"),
+                           {"file": SimpleUploadedFile("r.pdf", b"not a pdf", "application/pdf")})
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert not response.context["verdict"].ok
+    assert "SHA-256 этого файла" in page
+    assert "not one the system issued" not in page
+    assert verify_record(b"not a pdf").problems[0] == (
+        "this file's SHA-256 is not one the system issued (changed, re-saved or not ours)")
