@@ -23,10 +23,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Min
+from django.db.models import Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from batches.models import Batch, BatchFailureReason, BatchState
 from batches.selectors import next_steps_for_batches
@@ -48,6 +48,9 @@ IN_FLIGHT_LIMIT = 500  # a site has tens; the cap only bounds a runaway page
 DASHBOARD_PERMS = (SitePerm.PATIENTS, SitePerm.CERTIFY, SitePerm.ADMIN)
 
 FAILED_STATES = (BatchState.REJECTED, BatchState.CANCELLED)
+# Collected (a batch is made for a collection), not infused yet, not failed; on a queryset
+# annotated with ``first_infused_at``.
+IN_FLIGHT = Q(first_infused_at__isnull=True) & ~Q(state__in=FAILED_STATES)
 # Where a batch in flight is, in the order the process runs; in-process batches are
 # shown by the stage of their next step, between "Planned" and "On hold".
 STATE_ORDER: dict[str, int] = {
@@ -187,43 +190,50 @@ def _stage_of(batch: Batch, next_step) -> tuple[str, tuple[int, int]]:
     return (str(label) if label is not None else batch.get_state_display()), (order, 0)
 
 
-def dashboard_for_user(user, *, site, today: dt.date | None = None) -> Dashboard:
-    """The dashboard of ``site`` (the request's current site) for ``user``."""
-    if not may_view_dashboard(user, site):
-        raise PermissionRefused(
-            _("The vein-to-vein dashboard is for coordinators, QPs and site admins of %(site)s.") % {"site": site})
-    now_local = timezone.now().astimezone(site.zone)
-    today = today or now_local.date()
-    months = _months_back(_month_start(today), MONTHS_SHOWN)
-    window_start = dt.datetime.combine(months[0], dt.time.min, tzinfo=site.zone)
-    board = Dashboard(site=site, today=today)
-
-    base = Batch.objects.filter(site=site).select_related(
+def _batches(site):
+    return Batch.objects.filter(site=site).select_related(
         "site", "product", "order__patient", "donation__intake").annotate(first_infused_at=Min("infusions__infused_at"))
 
-    # 1 query: batches in flight; 2 more for the stage of those in process.
-    flying = list(base.exclude(state__in=FAILED_STATES).filter(infusions__isnull=True)
-                  .order_by("created_at")[:IN_FLIGHT_LIMIT])
+
+def _in_flight(site, today: dt.date, flying: list[Batch] | None = None) -> list[InFlight]:
+    """Batches collected and not yet infused nor failed, in process order: 1 query (none
+    when ``flying`` is given) and 2 for the stage of those in process."""
+    if flying is None:
+        flying = list(_batches(site).filter(IN_FLIGHT).order_by("created_at")[:IN_FLIGHT_LIMIT])
     steps = next_steps_for_batches([b for b in flying if b.state == BatchState.IN_PROCESS])
+    rows = []
     for batch in flying:
         stage, key = _stage_of(batch, steps.get(batch.pk))
         collected = collection_day(batch)
         planned = batch.order.planned_infusion_date
-        board.in_flight.append(InFlight(
+        rows.append(InFlight(
             batch=batch, stage=stage, stage_key=key, collected_on=collected,
             days_since_collection=(today - collected).days if collected else None,
             planned_infusion=planned, days_to_planned=(planned - today).days if planned else None))
-    board.in_flight.sort(key=lambda row: (row.stage_key, -(row.days_since_collection or 0), row.batch.number))
-    counts: dict[str, int] = Counter(row.stage for row in board.in_flight)
+    rows.sort(key=lambda row: (row.stage_key, -(row.days_since_collection or 0), row.batch.number))
+    return rows
+
+
+def _by_stage(in_flight: list[InFlight]) -> list[StageCount]:
+    counts: dict[str, int] = Counter(row.stage for row in in_flight)
     seen: list[str] = []
-    for row in board.in_flight:
+    for row in in_flight:
         if row.stage not in seen:
             seen.append(row.stage)
-    board.by_stage = [StageCount(stage=s, count=counts[s]) for s in seen]
+    return [StageCount(stage=s, count=counts[s]) for s in seen]
 
-    # 1 query: batches first infused in the window (the months of the chart).
+
+def _since(site, start: dt.date) -> dt.datetime:
+    return dt.datetime.combine(start, dt.time.min, tzinfo=site.zone)
+
+
+def _infused_since(site, start: dt.date, batches: list | None = None) -> list[Infused]:
+    """Batches first infused on ``start`` or later (site calendar), latest first: 1 query
+    (none when ``batches``, in that order, is given)."""
     infused = []
-    for batch in base.filter(first_infused_at__gte=window_start).order_by("-first_infused_at"):
+    if batches is None:
+        batches = list(_batches(site).filter(first_infused_at__gte=_since(site, start)).order_by("-first_infused_at"))
+    for batch in batches:
         collected = collection_day(batch)
         infused_on = batch.first_infused_at.astimezone(site.zone).date()
         planned = batch.order.planned_infusion_date
@@ -231,6 +241,58 @@ def dashboard_for_user(user, *, site, today: dt.date | None = None) -> Dashboard
             batch=batch, collected_on=collected, planned_infusion=planned, infused_on=infused_on,
             vein_to_vein_days=vein_to_vein_days(collected, infused_on),
             days_late=(infused_on - planned).days if planned else None))
+    return infused
+
+
+def _refuse_unless_allowed(user, site) -> None:
+    if not may_view_dashboard(user, site):
+        raise PermissionRefused(
+            gettext_noop("The vein-to-vein dashboard is for coordinators, QPs and site admins of %(site)s."),
+            params={"site": str(site)})
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The dashboard in brief, for the home page."""
+
+    in_flight: int
+    by_stage: list[StageCount]
+    this_month: MonthMedian
+    target_min_days: int = TARGET_MIN_DAYS
+    target_max_days: int = TARGET_MAX_DAYS
+
+
+def dashboard_summary_for_user(user, *, site, today: dt.date | None = None) -> Summary:
+    """Batches in flight by stage and this month's median vein-to-vein time at ``site``:
+    one query for the batches, two more for the stage of those in process."""
+    _refuse_unless_allowed(user, site)
+    today = today or timezone.now().astimezone(site.zone).date()
+    month = _month_start(today)
+    since = _since(site, month)
+    batches = list(_batches(site).filter(IN_FLIGHT | Q(first_infused_at__gte=since))
+                   .order_by("created_at")[:IN_FLIGHT_LIMIT])
+    in_flight = _in_flight(site, today, [b for b in batches if b.first_infused_at is None])
+    infused = sorted((b for b in batches if b.first_infused_at is not None), key=lambda b: b.first_infused_at,
+                     reverse=True)
+    [this_month] = monthly_medians(_infused_since(site, month, infused), [month])
+    return Summary(in_flight=len(in_flight), by_stage=_by_stage(in_flight), this_month=this_month)
+
+
+def dashboard_for_user(user, *, site, today: dt.date | None = None) -> Dashboard:
+    """The dashboard of ``site`` (the request's current site) for ``user``."""
+    _refuse_unless_allowed(user, site)
+    now_local = timezone.now().astimezone(site.zone)
+    today = today or now_local.date()
+    months = _months_back(_month_start(today), MONTHS_SHOWN)
+    window_start = dt.datetime.combine(months[0], dt.time.min, tzinfo=site.zone)
+    board = Dashboard(site=site, today=today)
+
+    # 1 query: batches in flight; 2 more for the stage of those in process.
+    board.in_flight = _in_flight(site, today)
+    board.by_stage = _by_stage(board.in_flight)
+
+    # 1 query: batches first infused in the window (the months of the chart).
+    infused = _infused_since(site, months[0])
     board.recent_infusions = infused[:RECENT_INFUSIONS_SHOWN]
     board.months = monthly_medians(infused, months)
     days = [row.vein_to_vein_days for row in infused if row.vein_to_vein_days is not None]

@@ -19,8 +19,9 @@ from carmfg.audit.services import audit_record
 from carmfg.urls import urlpatterns as project_urlpatterns
 from tests.conftest import PASSWORD, assert_hidden
 
-# 16 for the shell and the core panels, + 2 for the QP's release queue and alerts (qc panels).
-HOME_QUERY_BUDGET = 18
+# 16 for the shell and the core panels, + 2 for the QP's release queue and alerts, + 3 for
+# the vein-to-vein summary (its batches, and the stage of those in process) (qc panels).
+HOME_QUERY_BUDGET = 21
 
 
 def _panels(response) -> set[str]:
@@ -56,7 +57,7 @@ def test_reviewers_home_shows_audit_search_and_latest_events_but_not_people(pers
 
     response = client_for(user).get("/")
 
-    qp_only = {"open_deviations", "release_queue"} if persona == "qp" else set()
+    qp_only = {"open_deviations", "release_queue", "vein_to_vein"} if persona == "qp" else set()
     assert _panels(response) == {"audit_search", "audit_latest", "account"} | qp_only
     html = response.content.decode()
     assert 'action="/audit/"' in html
@@ -68,7 +69,7 @@ def test_reviewers_home_shows_audit_search_and_latest_events_but_not_people(pers
 def test_site_admin_home_shows_people_and_roles_with_link_to_site_detail(site, site_admin, technician, client_for):
     response = client_for(site_admin).get("/")
 
-    assert _panels(response) == {"site_people", "account"}
+    assert _panels(response) == {"site_people", "vein_to_vein", "account"}
     html = response.content.decode()
     assert f'href="/accounts/sites/{site.pk}/"' in html
     assert "Irina Sokolova" in html  # the technician, with her role
