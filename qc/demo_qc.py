@@ -83,7 +83,11 @@ def _finished_batch(*, site, product, users, password: str, initials: str, birth
     order = order_create(actor=coord, patient=patient, product=product, indication="Relapsed/refractory B-ALL",
                          treating_physician="Dr. A. Ivanova", physician_email=physician_email,
                          target_dose_cells_per_kg="1000000", planned_collection_date=site_today(site))
-    donation = donation_register(actor=coord, order=order)
+    # The day of apheresis is the one printed on the labels and counted vein to vein; a
+    # collection is registered within a week of it, so older demo stories keep today.
+    day = collected.astimezone(site.zone).date()
+    donation = donation_register(actor=coord, order=order,
+                                 collection_date=day if (site_today(site) - day).days <= 7 else None)
     labels, _pdf = labels_print(actor=coord, donation=donation, container_type=ContainerType.APHERESIS_BAG)
     bag = label_apply(actor=coord, label=labels[0])
     intake_record(actor=tech, donation=donation, collection_started_at=collected - dt.timedelta(hours=4),
@@ -145,7 +149,8 @@ def seed_qc_demo(*, site, password: str, log=print) -> None:
         low = {"viability": ("61.0", "% of nucleated cells")}
         _enter(out_of_spec, code, users, password, low if code == "viability" else None)
 
-    late = _finished_batch(initials="EK", birth_year=2001, weight_kg="57.0", collected_days_ago=21,
+    # Infused today, a week after apheresis: the vein-to-vein panel shows 7 days, in target.
+    late = _finished_batch(initials="EK", birth_year=2001, weight_kg="57.0", collected_days_ago=7,
                            physician_email="a.ivanova@hematology.demo.invalid", **common)
     for code in PROVISIONAL:
         _enter(late, code, users, password)
