@@ -373,12 +373,13 @@ def _render_html(document: BatchRecordDocument, content: RecordContent, identity
                 for s in content.display_sections]
     display_data = {**content.data, "sections": {s["key"]: s["data"] for s in sections}}
     audit_events = content.data["sections"].get("audit_trail", {}).get("events", [])
+    watermark = record_watermark(document)
     return render_to_string(
         TEMPLATE,
         {
             "document": document,
             "language": document.language,
-            "running": running_texts(),
+            "running": running_texts(watermark),
             "purpose_label": gettext(document.get_purpose_display()),
             "site": document.site,
             "batch_number": document.batch.number,
@@ -392,7 +393,7 @@ def _render_html(document: BatchRecordDocument, content: RecordContent, identity
             "signer_fingerprint": identity.fingerprint_sha256,
             "demo_key": identity.demo,
             "timestamped": pdfsigning.configured_timestamper() is not None,
-            "watermark": record_watermark(document),
+            "watermark": watermark,
             "audit_header": audit_listing_header(),
             "audit_listing": audit_listing(audit_events, zone=document.site.zone, batch_number=document.batch.number),
         },
@@ -416,12 +417,14 @@ def css_content(template: str, counters: dict[str, str]) -> SafeString:
     return mark_safe(" ".join(parts))  # noqa: S308 - every text is escaped by css_string
 
 
-def running_texts() -> dict[str, SafeString]:
+def running_texts(watermark: str = "") -> dict[str, SafeString]:
     """The running headers and footers in the active language (the page's margin boxes
-    take only CSS strings; no value is ever pasted into CSS unescaped)."""
+    take only CSS strings; no value is ever pasted into CSS unescaped). The footer says
+    what the document is: the signed record itself, or an export with its watermark
+    (a controlled copy, or a draft of a batch nobody has certified)."""
     return {
         "batch": css_content(gettext("Batch record %(batch)s"), {"batch": "string(batch)"}),
-        "copy": css_content(gettext("Controlled copy"), {}),
+        "copy": css_content(watermark.capitalize() if watermark else gettext("Signed record"), {}),
         "page": css_content(gettext("Page %(page)s of %(pages)s"), {"page": "counter(page)", "pages": "counter(pages)"}),
     }
 

@@ -102,9 +102,12 @@ def test_certification_record_prints_every_part_of_the_dossier(certified_record,
     pages = PdfReader(io.BytesIO(_pdf(certified_record))).pages
     assert f"Page 1 of {len(pages)}" in pages[0].extract_text()
     assert f"Page {len(pages)} of {len(pages)}" in pages[-1].extract_text()
-    # a certification record is the record itself: no draft / copy watermark
+    # a certification record is the record itself: no draft / copy watermark, and every
+    # page's footer says so
     assert "DRAFT" not in text
     assert "CONTROLLED COPY" not in text
+    assert all("Signed record" in page.extract_text() for page in pages)
+    assert "Controlled copy" not in text
 
 
 def test_embedded_json_is_the_data_the_record_states_and_the_record_verifies(certified_record):
@@ -148,3 +151,7 @@ def test_export_of_an_uncertified_batch_is_marked_draft(record_settings, make_ba
 
     assert "DRAFT · NOT CERTIFIED" in text
     assert "The batch has not been certified" in text
+    # the footer of every page repeats it, never "controlled copy"
+    pages = PdfReader(io.BytesIO(_pdf(document))).pages
+    assert all("Draft · not certified" in page.extract_text() for page in pages)
+    assert "Controlled copy" not in text
