@@ -14,6 +14,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 from django.utils.translation import gettext_noop
 
+from batches.exceptions import Phrase, translate
 from carmfg.exceptions import InvalidInput
 
 HUNDRED = Decimal(100)
@@ -23,13 +24,19 @@ MAX_FRACTIONS = 10
 class CalculationError(InvalidInput):
     default_message = gettext_noop("The calculation cannot be done with these inputs.")
 
+    @property
+    def text(self) -> str:
+        """The message in the active language, the name of the value included."""
+        return translate(self.template, self.params, english=self.message)
+
 
 def _positive(value: Decimal, label: str) -> Decimal:
+    """``value``, refused unless a positive number; ``label`` names it (marked with gettext_noop)."""
     if not isinstance(value, Decimal) or not value.is_finite():
-        raise CalculationError(gettext_noop("%(label)s is not a number."), params={"label": label})
+        raise CalculationError(gettext_noop("%(label)s is not a number."), params={"label": Phrase(label)})
     if value <= 0:
         raise CalculationError(gettext_noop("%(label)s must be greater than zero (it is %(value)s)."),
-                               params={"label": label, "value": value})
+                               params={"label": Phrase(label), "value": value})
     return value
 
 
@@ -38,20 +45,20 @@ def _positive(value: Decimal, label: str) -> Decimal:
 
 def moi(*, titer_tu_per_ml: Decimal, volume_ml: Decimal, viable_cells: Decimal) -> Decimal:
     """Multiplicity of infection: transducing units added per viable cell."""
-    _positive(titer_tu_per_ml, "The vector titer")
-    _positive(volume_ml, "The vector volume")
-    _positive(viable_cells, "The viable cell count")
+    _positive(titer_tu_per_ml, gettext_noop("The vector titer"))
+    _positive(volume_ml, gettext_noop("The vector volume"))
+    _positive(viable_cells, gettext_noop("The viable cell count"))
     return titer_tu_per_ml * volume_ml / viable_cells
 
 
 def fold_expansion(*, final_cells: Decimal, initial_cells: Decimal) -> Decimal:
-    _positive(final_cells, "The final viable cell count")
-    _positive(initial_cells, "The initial viable cell count")
+    _positive(final_cells, gettext_noop("The final viable cell count"))
+    _positive(initial_cells, gettext_noop("The initial viable cell count"))
     return final_cells / initial_cells
 
 
 def viability_pct(*, viable_cells: Decimal, total_cells: Decimal) -> Decimal:
-    _positive(total_cells, "The total cell count")
+    _positive(total_cells, gettext_noop("The total cell count"))
     if viable_cells < 0:
         raise CalculationError(gettext_noop("The viable cell count cannot be negative."))
     if viable_cells > total_cells:
@@ -83,7 +90,7 @@ def cumulative_population_doublings(passages: Sequence[tuple[Decimal, Decimal]])
 
 
 def car_positive_cells(*, viable_cells: Decimal, car_positive_pct: Decimal) -> Decimal:
-    _positive(viable_cells, "The viable cell count")
+    _positive(viable_cells, gettext_noop("The viable cell count"))
     if not Decimal(0) <= car_positive_pct <= HUNDRED:
         raise CalculationError(gettext_noop("CAR+ must be between 0 and 100 %%; it is %(value)s %%."),
                                params={"value": car_positive_pct})
@@ -102,9 +109,9 @@ class Dose:
 
 
 def dose_per_kg(*, car_positive_cells: Decimal, weight_kg: Decimal, target_cells_per_kg: Decimal) -> Dose:
-    _positive(car_positive_cells, "The number of CAR+ viable cells")
-    _positive(weight_kg, "The patient's weight")
-    _positive(target_cells_per_kg, "The target dose")
+    _positive(car_positive_cells, gettext_noop("The number of CAR+ viable cells"))
+    _positive(weight_kg, gettext_noop("The patient's weight"))
+    _positive(target_cells_per_kg, gettext_noop("The target dose"))
     achievable = car_positive_cells / weight_kg
     reached = achievable >= target_cells_per_kg
     per_kg = target_cells_per_kg if reached else achievable
@@ -141,7 +148,7 @@ def fractions(*, total_cells: Decimal, percents: Sequence) -> list[Decimal]:
     """Whole cells per fraction. Every fraction but the last is rounded down and the
     last (the largest, given last) takes the rest, so the fractions add up to exactly the
     dose and none is ever negative."""
-    _positive(total_cells, "The dose (cells in total)")
+    _positive(total_cells, gettext_noop("The dose (cells in total)"))
     shares = check_fraction_percents(percents)
     total = total_cells.quantize(Decimal(1), rounding=ROUND_HALF_UP)
     cells = [(total * share / HUNDRED).quantize(Decimal(1), rounding=ROUND_DOWN) for share in shares[:-1]]
@@ -151,10 +158,10 @@ def fractions(*, total_cells: Decimal, percents: Sequence) -> list[Decimal]:
 
 def fill_volumes(*, fraction_cells: Sequence[Decimal], concentration_cells_per_ml: Decimal) -> list[Decimal]:
     """Volume of formulated suspension per bag: cells in the fraction / concentration."""
-    _positive(concentration_cells_per_ml, "The concentration of the formulated product")
+    _positive(concentration_cells_per_ml, gettext_noop("The concentration of the formulated product"))
     if not fraction_cells:
         raise CalculationError(gettext_noop("There are no fractions to fill."))
-    return [_positive(Decimal(c), "A fraction's cell number") / concentration_cells_per_ml for c in fraction_cells]
+    return [_positive(Decimal(c), gettext_noop("A fraction's cell number")) / concentration_cells_per_ml for c in fraction_cells]
 
 
 # --- the registry -------------------------------------------------------------------------

@@ -155,3 +155,14 @@ def test_why_a_step_cannot_be_done_yet_is_shown_in_russian_and_kept_english(batc
 
     assert "Сначала нужно выполнить предыдущие шаги: " in page
     assert "Earlier steps must be done first" not in page
+
+
+def test_the_value_a_calculation_refuses_is_named_in_the_readers_language():
+    from batches.calculations import CalculationError, moi
+
+    with pytest.raises(CalculationError) as refused:
+        moi(titer_tu_per_ml=Decimal("0"), volume_ml=Decimal("2"), viable_cells=Decimal("1e8"))
+
+    assert refused.value.message == "The vector titer must be greater than zero (it is 0)."
+    with translation.override("ru"):
+        assert refused.value.text == "Титр вектора: значение должно быть больше нуля (сейчас 0)."
