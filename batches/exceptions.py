@@ -113,11 +113,8 @@ def more_phrase(count: int) -> Phrase:
 
 
 class BatchError(GMPError):
-    """A domain error whose values may be phrases, translated with the message."""
-
-    @property
-    def text(self) -> str:
-        return translate(self.template, self.params, english=self.message)
+    """A domain error of manufacturing or the chain of identity (its values may be
+    phrases: ``GMPError.text`` translates them with the message)."""
 
 
 class IdentityMismatch(BatchError):

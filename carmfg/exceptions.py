@@ -39,14 +39,21 @@ class GMPError(Exception):
 
     @property
     def text(self) -> str:
-        """The message in the active language (English where no translation exists)."""
-        translated = gettext(self.template)
-        if translated == self.template:
-            return self.message
+        """The message in the active language (English where no translation exists). A
+        value that is itself a translatable sentence (anything with a ``.text``, such as
+        ``batches.exceptions.Phrase`` or ``qc.texts.Text``) is shown translated too."""
+        if not self.template:
+            return self.message  # gettext("") would be the catalogue's header
         try:
-            return _render(translated, self.params)
+            return _render(gettext(self.template), {name: shown(value) for name, value in self.params.items()})
         except (KeyError, ValueError, TypeError):  # a broken translation never hides the error
             return self.message
+
+
+def shown(value: Any) -> Any:
+    """A value as a page shows it: a translatable sentence in the active language."""
+    text = getattr(value, "text", None)
+    return text if isinstance(text, str) else value
 
 
 def _render(template: str, params: Mapping[str, Any]) -> str:

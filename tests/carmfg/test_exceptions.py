@@ -34,3 +34,14 @@ def test_an_untranslated_message_is_shown_in_english():
 
     with translation.override("ru"):
         assert error.text == "Nobody translated this."
+
+
+def test_a_value_that_is_a_sentence_of_its_own_is_translated_with_the_message():
+    from batches.exceptions import Phrase
+
+    inner = Phrase("Refused")
+    error = InvalidInput("You are now working at %(site)s.", params={"site": inner})
+
+    assert error.message == "You are now working at Refused."
+    with translation.override("ru"):
+        assert error.text == "Теперь вы работаете на площадке Отклонено."
