@@ -17,6 +17,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -27,6 +28,7 @@ from carmfg.audit.models import Action, AuditEvent, ChainHead
 from carmfg.audit.services import audit_record, event_hash, event_seal
 from carmfg.audit.verification import verify_chain
 from carmfg.canonical import GENESIS_HASH
+from qc.management.commands.seed_scale import SeedEvent, insert_events
 
 # Chains of their own, far from any site id, so the two benchmarks never share one.
 BARE_INSERT_CHAIN = 10**12
@@ -104,16 +106,19 @@ def bench_audit_write(n: int, site, user) -> Result:
 
 def _build_chain(chain: int, n: int, user) -> list[bytes]:
     """A valid chain of n events written straight to the table (setting it up through
-    audit_record would take minutes and is not what is measured); returns each
-    event's canonical bytes, the input of its hash."""
+    audit_record would take minutes and is not what is measured): each sealed by
+    ``event_seal`` as ``audit_record`` seals it, written in blocks by seed_scale's
+    ``insert_events`` (COPY on PostgreSQL). Returns each event's canonical bytes, the
+    input of its hash."""
     blobs = []
     prev = GENESIS_HASH
     now = timezone.now()
-    batch: list[AuditEvent] = []
+    block: list[SeedEvent] = []
     for seq in range(1, n + 1):
-        event = AuditEvent(
-            chain=chain, seq=seq, occurred_at=now, actor=user, actor_username=user.username,
-            actor_name=user.get_full_name(), site=None, action=Action.UPDATE,
+        # Duck-typed like seed_scale's: AuditEvent's own hash_payload, no model instance.
+        event: Any = SeedEvent(
+            chain=chain, seq=seq, occurred_at=now, actor_id=user.pk, actor_username=user.username,
+            actor_name=user.get_full_name(), site_id=None, action=Action.UPDATE,
             object_type="batches.steprecord", object_id=str(seq), object_repr=f"step {seq}",
             root_type="batches.batch", root_id=str(seq // 100), changes=_changes(seq),
             reason="", request_id=uuid.uuid4().hex, prev_hash=prev,
@@ -125,12 +130,11 @@ def _build_chain(chain: int, n: int, user) -> list[bytes]:
             assert event.hash == event_hash(event)
         blobs.append(blob)
         prev = event.hash
-        batch.append(event)
-        if len(batch) == 2000:
-            AuditEvent.objects.bulk_create(batch)
-            batch = []
-    if batch:
-        AuditEvent.objects.bulk_create(batch)
+        block.append(event)
+        if len(block) == 5000:
+            insert_events(block)
+            block = []
+    insert_events(block)
     ChainHead.objects.update_or_create(chain=chain, defaults={"seq": n, "hash": prev})
     return blobs
 
