@@ -56,6 +56,26 @@ def shown(value: Any) -> Any:
     return text if isinstance(text, str) else value
 
 
+class Label(str):
+    """A fixed English label from our code used as a value in a message: a field's name
+    ("Comment"), what a permission allows ("complete batches"). The string is the English
+    (``.message``, audit, logs); ``.text`` is its translation, so ``GMPError.text`` shows
+    it in the reader's language. Mark the literal with ``gettext_noop`` where it is
+    written, so that it is extracted into the catalogue."""
+
+    __slots__ = ()
+
+    @property
+    def text(self) -> str:
+        english = str.__str__(self)
+        return gettext(english) if english else english
+
+
+def label(value: Any) -> Any:
+    """``value`` as a :class:`Label` when it is a plain string; anything else as it is."""
+    return Label(value) if type(value) is str else value
+
+
 def _render(template: str, params: Mapping[str, Any]) -> str:
     return template % params if params else template
 

@@ -10,14 +10,18 @@ import unicodedata
 
 from django.utils.translation import gettext_noop
 
-from carmfg.exceptions import InvalidInput
+from carmfg.exceptions import InvalidInput, label
 
 REASON_MAX_LENGTH = 2000
 ALLOWED_CONTROL = {"\n", "\r", "\t"}
 
 
 def clean_text(value: object, *, field: str, max_length: int, required: bool = False) -> str:
-    """Return ``value`` stripped, or raise ``InvalidInput`` naming what is wrong."""
+    """Return ``value`` stripped, or raise ``InvalidInput`` naming what is wrong.
+
+    ``field`` is the English name of the field, marked with ``gettext_noop`` where it is
+    written: the message shows it translated (``InvalidInput.text``)."""
+    field = label(field)
     if value is None:
         value = ""
     if not isinstance(value, str):

@@ -256,7 +256,7 @@ def _steps(batch: Batch) -> ChecklistItem:
     step of the pinned recipe recorded, signed, verified where required, calculations
     not stale; plus no step record left blocked."""
     plan = load_plan(batch)
-    problems = plan.completion_problems()
+    problems = [Text(p.template, p.params) for p in plan.completion_problems()]
     for state in plan.steps:
         for record_state in state.records:
             if record_state.record.status == StepStatus.BLOCKED:

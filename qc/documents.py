@@ -36,7 +36,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import get_valid_filename
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from weasyprint import HTML, Attachment
 from weasyprint.urls import URLFetcher
 
@@ -93,7 +93,7 @@ def batch_record_request(
     if purpose == DocumentPurpose.EXPORT:
         if certification is not None:
             raise ValueError("an export is not tied to a certification")
-        require_site_perm(actor, batch.site, SitePerm.AUDIT, action="export batch records")
+        require_site_perm(actor, batch.site, SitePerm.AUDIT, action=gettext_noop("export batch records"))
     else:
         if purpose not in (DocumentPurpose.CERTIFICATION_PROVISIONAL, DocumentPurpose.CERTIFICATION_FINAL):
             raise ValueError(f"unknown record purpose {purpose!r}")

@@ -303,7 +303,7 @@ def steps_section(ctx: RecordContext) -> Section:
     mbr = batch.mbr
     return _section("steps", gettext("Stages and steps"), "_steps.html", {
         "mbr": {"title": mbr.title, "version": mbr.version}, "stages": stages,
-        "completion_problems": plan.completion_problems(),
+        "completion_problems": [p.text for p in plan.completion_problems()],
     })
 
 

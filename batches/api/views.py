@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import django_filters
 from django.http import Http404
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
@@ -83,7 +83,7 @@ class PatientList(ApiViewMixin, generics.ListAPIView):
     @extend_schema(request=s.PatientCreateSerializer, responses={201: s.PatientSerializer})
     def post(self, request):
         """Register a patient (coordinators)."""
-        require_any_site_perm(request.user, (SitePerm.PATIENTS,), action="register patients")
+        require_any_site_perm(request.user, (SitePerm.PATIENTS,), action=gettext_noop("register patients"))
         data = _valid(s.PatientCreateSerializer, request)
         data["site"] = _body_ref("site", lambda pk: site_get_for_user(request.user, pk), data["site"])
         patient = patients.patient_create(actor=request.user, **data)
@@ -107,7 +107,7 @@ class PatientDetail(ApiViewMixin, generics.GenericAPIView):
     def patch(self, request, pk):
         """Correct a patient's data with a reason (coordinators). Send If-Match (the ETag) or ``version``."""
         patient = self.get_object()
-        require_any_site_perm(request.user, (SitePerm.PATIENTS,), action="change patients", site=patient.site)
+        require_any_site_perm(request.user, (SitePerm.PATIENTS,), action=gettext_noop("change patients"), site=patient.site)
         data = _valid(s.PatientUpdateSerializer, request)
         reason = data.pop("reason")
         version, from_header = expected_version(request, patient, data.pop("version", None))
@@ -150,7 +150,7 @@ class OrderList(ApiViewMixin, generics.ListAPIView):
     @extend_schema(request=s.OrderCreateSerializer, responses={201: s.OrderSerializer})
     def post(self, request):
         """Order a product for a patient (coordinators)."""
-        require_any_site_perm(request.user, (SitePerm.PATIENTS,), action="register orders")
+        require_any_site_perm(request.user, (SitePerm.PATIENTS,), action=gettext_noop("register orders"))
         data = _valid(s.OrderCreateSerializer, request)
         data["patient"] = _body_ref("patient", lambda pk: selectors.patient_get_for_user(request.user, pk),
                                     data["patient"])
@@ -175,7 +175,7 @@ class OrderDetail(ApiViewMixin, generics.GenericAPIView):
     def patch(self, request, pk):
         """Change an order with a reason (coordinators). Send If-Match (the ETag) or ``version``."""
         order = self.get_object()
-        require_any_site_perm(request.user, (SitePerm.PATIENTS,), action="change orders", site=order.site)
+        require_any_site_perm(request.user, (SitePerm.PATIENTS,), action=gettext_noop("change orders"), site=order.site)
         data = _valid(s.OrderUpdateSerializer, request)
         reason = data.pop("reason")
         version, from_header = expected_version(request, order, data.pop("version", None))
@@ -254,7 +254,7 @@ class BatchStepRecords(ApiViewMixin, generics.ListAPIView):
         The same checks as the batch page: order of steps, limits, lots, equipment, label
         identity. A blocked scan is audited and answered 409."""
         batch = self.get_batch()
-        require_any_site_perm(request.user, (SitePerm.EXECUTE,), action="record manufacturing steps", site=batch.site)
+        require_any_site_perm(request.user, (SitePerm.EXECUTE,), action=gettext_noop("record manufacturing steps"), site=batch.site)
         data = _valid(s.StepRecordCreateSerializer, request)
         definition = _body_ref("definition", lambda pk: selectors.step_definition_get_for_mbr(batch.mbr, pk),
                                data.pop("definition"))
@@ -287,7 +287,7 @@ class StepRecordVerify(ApiViewMixin, generics.GenericAPIView):
         """Second-person verification (verifiers, never the performer), password re-entered.
         Send If-Match (the ETag) or ``version``."""
         record = self.get_object()
-        require_any_site_perm(request.user, (SitePerm.VERIFY,), action="verify steps", site=record.site)
+        require_any_site_perm(request.user, (SitePerm.VERIFY,), action=gettext_noop("verify steps"), site=record.site)
         data = _valid(s.SignRequestSerializer, request)
         version, from_header = expected_version(request, record, data.pop("version", None))
         with stale_as_precondition_failed(from_header):
@@ -317,7 +317,7 @@ class DonationCustodyEvents(ApiViewMixin, generics.ListAPIView):
         """Record a handoff by its label scan. A label that is not the one the step expects
         blocks (409): nothing is recorded and the attempt is audited."""
         donation = self.get_donation()
-        require_any_site_perm(request.user, custody.SCAN_PERMS, action="record custody scans", site=donation.site)
+        require_any_site_perm(request.user, custody.SCAN_PERMS, action=gettext_noop("record custody scans"), site=donation.site)
         data = _valid(s.CustodyScanSerializer, request)
         event = custody.custody_scan(actor=request.user, donation=donation, **data)
         return Response(s.CustodyEventSerializer(event).data, status=status.HTTP_201_CREATED)
@@ -349,7 +349,7 @@ class DeviationList(ApiViewMixin, generics.ListAPIView):
     @extend_schema(request=s.DeviationCreateSerializer, responses={201: s.DeviationSerializer})
     def post(self, request):
         """Raise a deviation by hand (technicians, verifiers, QC, QPs)."""
-        require_any_site_perm(request.user, deviations.INVESTIGATOR_PERMS, action="raise deviations")
+        require_any_site_perm(request.user, deviations.INVESTIGATOR_PERMS, action=gettext_noop("raise deviations"))
         data = _valid(s.DeviationCreateSerializer, request)
         site = _body_ref("site", lambda pk: site_get_for_user(request.user, pk), data.pop("site"))
         if data["batch"] is not None:

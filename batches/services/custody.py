@@ -287,11 +287,11 @@ def custody_scan(
             found = identify_label(donation=donation, scanned_code=scanned_code, containers=containers, label=label)
             event = CustodyEvent.objects.create(
                 site=donation.site, donation=donation, label=found, step=step,
-                scanned_code=clean_text(shown(scanned_code), field="Scan", max_length=200),
+                scanned_code=clean_text(shown(scanned_code), field=gettext_noop("Scan"), max_length=200),
                 performed_by=actor, performed_at=timezone.now(),
-                location=clean_text(location, field="Location", max_length=LOCATION_MAX, required=True),
+                location=clean_text(location, field=gettext_noop("Location"), max_length=LOCATION_MAX, required=True),
                 temperature_c=clean_temperature(temperature_c, required=rule.asks_temperature),
-                note=clean_text(note, field="Note", max_length=NOTE_MAX),
+                note=clean_text(note, field=gettext_noop("Note"), max_length=NOTE_MAX),
             )
             audit_record(actor=actor, action=Action.CREATE, obj=event, changes=custody_content(event))
     except Refusal as refusal:
@@ -305,10 +305,10 @@ def custody_record_matched(*, actor, donation: Donation, label: Label, step: str
     transaction."""
     event = CustodyEvent.objects.create(
         site=donation.site, donation=donation, label=label, step=step,
-        scanned_code=clean_text(shown(scanned_code), field="Scan", max_length=200),
+        scanned_code=clean_text(shown(scanned_code), field=gettext_noop("Scan"), max_length=200),
         performed_by=actor, performed_at=at or timezone.now(),
-        location=clean_text(location, field="Location", max_length=LOCATION_MAX, required=True),
-        temperature_c=temperature_c, note=clean_text(note, field="Note", max_length=NOTE_MAX),
+        location=clean_text(location, field=gettext_noop("Location"), max_length=LOCATION_MAX, required=True),
+        temperature_c=temperature_c, note=clean_text(note, field=gettext_noop("Note"), max_length=NOTE_MAX),
     )
     audit_record(actor=actor, action=Action.CREATE, obj=event, changes=custody_content(event))
     return event

@@ -42,8 +42,8 @@ def deviation_raise(
         raise InvalidInput(gettext_noop("Unknown deviation class %(class)s."), params={"class": repr(classification)},
                            field="classification")
     # Checked before the transaction: a refusal must not break the caller's transaction.
-    title = clean_text(title, field="Title", max_length=200, required=True)
-    description = clean_text(description, field="Description", max_length=TEXT_MAX, required=True)
+    title = clean_text(title, field=gettext_noop("Title"), max_length=200, required=True)
+    description = clean_text(description, field=gettext_noop("Description"), max_length=TEXT_MAX, required=True)
     with transaction.atomic(savepoint=False):
         deviation = Deviation.objects.create(
             site=site,
@@ -128,7 +128,7 @@ def deviation_approve_use(*, actor, deviation: Deviation, password: str, request
     """A second person (a QP, not the one who raised it) approves what the deviation
     permits. The approval is its own signed record, so the investigation written later
     does not void it."""
-    require_site_perm(actor, deviation.site, SitePerm.CERTIFY, action="approve deviations")
+    require_site_perm(actor, deviation.site, SitePerm.CERTIFY, action=gettext_noop("approve deviations"))
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=deviation)
     with transaction.atomic():
         locked = Deviation.objects.select_for_update().get(pk=deviation.pk)
@@ -186,7 +186,7 @@ def deviation_request_use(*, actor, batch, definition, justification: str, mater
     thing = material_lot if material_lot is not None else equipment
     if thing.site_id != batch.site_id or definition.stage.mbr_id != batch.mbr_id:
         raise InvalidInput(gettext_noop("The lot, equipment and step must belong to this batch's site and record."))
-    justification = clean_text(justification, field="Justification", max_length=TEXT_MAX, required=True)
+    justification = clean_text(justification, field=gettext_noop("Justification"), max_length=TEXT_MAX, required=True)
     if material_lot is not None:
         permits = {"kind": "material_lot", "material_lot": material_lot.pk, "lot": str(material_lot),
                    "step": definition.pk, "step_code": definition.code, "batch": batch.pk}
@@ -207,7 +207,7 @@ def deviation_close(*, actor, deviation: Deviation, password: str, request: Http
                     comment: str = "", expected_version: int | None = None) -> Deviation:
     """QP closes a deviation with a signature. Major and critical ones need an impact
     assessment, a root cause and a CAPA first."""
-    require_site_perm(actor, deviation.site, SitePerm.CERTIFY, action="close deviations")
+    require_site_perm(actor, deviation.site, SitePerm.CERTIFY, action=gettext_noop("close deviations"))
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=deviation)
     with transaction.atomic():
         locked = Deviation.objects.select_for_update().get(pk=deviation.pk)

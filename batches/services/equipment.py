@@ -73,9 +73,9 @@ def equipment_for_step(*, batch: Batch, definition: StepDefinition, asset_id: st
 
 def _clean(values: dict) -> dict:
     out: dict[str, Any] = {
-        "asset_id": clean_text(values.get("asset_id"), field="Asset id", max_length=64, required=True),
-        "equipment_type": clean_text(values.get("equipment_type"), field="Type", max_length=60, required=True),
-        "name": clean_text(values.get("name"), field="Name", max_length=200, required=True),
+        "asset_id": clean_text(values.get("asset_id"), field=gettext_noop("Asset id"), max_length=64, required=True),
+        "equipment_type": clean_text(values.get("equipment_type"), field=gettext_noop("Type"), max_length=60, required=True),
+        "name": clean_text(values.get("name"), field=gettext_noop("Name"), max_length=200, required=True),
     }
     status = values.get("status", EquipmentStatus.IN_SERVICE)
     if status not in EquipmentStatus.values:
@@ -99,7 +99,7 @@ def _content(equipment: Equipment) -> dict:
 
 
 def equipment_create(*, actor, site, **values) -> Equipment:
-    require_site_perm(actor, site, SitePerm.ADMIN, action="register equipment")
+    require_site_perm(actor, site, SitePerm.ADMIN, action=gettext_noop("register equipment"))
     fields = _clean(values)
     with transaction.atomic():
         if Equipment.objects.filter(site=site, asset_id=fields["asset_id"]).exists():
@@ -112,8 +112,8 @@ def equipment_create(*, actor, site, **values) -> Equipment:
 
 def equipment_update(*, actor, equipment: Equipment, reason: str, expected_version: int, **values) -> Equipment:
     """New calibration or maintenance dates, or a change of status; always with a reason."""
-    require_site_perm(actor, equipment.site, SitePerm.ADMIN, action="maintain equipment")
-    reason = clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH)
+    require_site_perm(actor, equipment.site, SitePerm.ADMIN, action=gettext_noop("maintain equipment"))
+    reason = clean_text(reason, field=gettext_noop("Reason"), max_length=REASON_MAX_LENGTH)
     if not reason:
         raise ReasonRequired(gettext_noop("Say why (e.g. “calibrated, certificate CAL-2026-114”)."))
     with transaction.atomic():

@@ -239,7 +239,7 @@ def _fill(record: StepRecord, definition: StepDefinition, *, batch: Batch, plan:
     elif kind == StepKind.CALCULATION:
         record.value, record.calculation_inputs, record.calculation_outputs = _calculate(plan, definition)
     elif kind == StepKind.MATERIAL:
-        barcode = _scan_text(lot_barcode, "Lot barcode")
+        barcode = _scan_text(lot_barcode, gettext_noop("Lot barcode"))
         attempted["lot_barcode"] = barcode
         lot, deviation = lot_for_step(batch=batch, definition=definition, barcode=barcode)
         record.material_lot = lot
@@ -250,11 +250,11 @@ def _fill(record: StepRecord, definition: StepDefinition, *, batch: Batch, plan:
             if record.quantity <= 0:
                 raise InvalidInput(gettext_noop("Quantity: must be more than zero."), field="quantity")
     elif kind == StepKind.EQUIPMENT:
-        code = _scan_text(equipment_code, "Equipment asset label")
+        code = _scan_text(equipment_code, gettext_noop("Equipment asset label"))
         attempted["equipment"] = code
         record.equipment, record.deviation = equipment_for_step(batch=batch, definition=definition, asset_id=code)
     elif kind in (StepKind.SCAN, StepKind.SAMPLE):
-        scanned = _scan_text(scanned_code, "Scanned label")
+        scanned = _scan_text(scanned_code, gettext_noop("Scanned label"))
         attempted["scanned"] = scanned
         record.value_text = _check_label(batch, definition, scanned)
         if kind == StepKind.SAMPLE:
@@ -305,9 +305,9 @@ def step_record(
     equipment_code=None, scanned_code=None, quantity=None, comment: str = "", confirmed: bool = False,
 ) -> StepRecord:
     """Record one step (one occurrence of a repeatable step) and sign it as performer."""
-    require_site_perm(actor, batch.site, SitePerm.EXECUTE, action="record manufacturing steps")
+    require_site_perm(actor, batch.site, SitePerm.EXECUTE, action=gettext_noop("record manufacturing steps"))
     definition = _definition_of(batch, definition)
-    comment = clean_text(comment, field="Comment", max_length=COMMENT_MAX)
+    comment = clean_text(comment, field=gettext_noop("Comment"), max_length=COMMENT_MAX)
     if not isinstance(expected_occurrence, int) or isinstance(expected_occurrence, bool) or expected_occurrence < 1:
         raise InvalidInput(gettext_noop("The form is out of date (occurrence missing). Reload the page."))
     # Checks that need no password come first: a mistyped value does not cost a signature attempt.
@@ -364,7 +364,7 @@ def step_preview(*, actor, batch: Batch, definition: StepDefinition, value=None,
                  confirmed: bool = False) -> StepRecord:
     """Check a step before signing it (a scan followed by Enter): the same refusals as
     :func:`step_record`, nothing saved. Blocks are audited as for a real attempt."""
-    require_site_perm(actor, batch.site, SitePerm.EXECUTE, action="record manufacturing steps")
+    require_site_perm(actor, batch.site, SitePerm.EXECUTE, action=gettext_noop("record manufacturing steps"))
     definition = _definition_of(batch, definition)
     attempted: dict[str, Any] = {}
     try:
@@ -393,11 +393,11 @@ def step_preview(*, actor, batch: Batch, definition: StepDefinition, value=None,
 def step_verify(*, actor, record: StepRecord, password: str, expected_version: int,
                 request: HttpRequest | None = None, comment: str = "") -> StepRecord:
     """A second person verifies a step (never the one who performed it)."""
-    require_site_perm(actor, record.site, SitePerm.VERIFY, action="verify steps")
+    require_site_perm(actor, record.site, SitePerm.VERIFY, action=gettext_noop("verify steps"))
     if not record.definition.requires_verification:
         raise NotReady(gettext_noop("“%(step)s” needs no second-person verification."),
                        params={"step": record.definition.title})
-    comment = clean_text(comment, field="Comment", max_length=COMMENT_MAX)
+    comment = clean_text(comment, field=gettext_noop("Comment"), max_length=COMMENT_MAX)
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=record)
     with transaction.atomic():
         _lock_batch(record.batch, CORRECTING_STATES)
@@ -426,8 +426,8 @@ def step_correct(
     signatures of the old content are voided and the corrector signs the new one;
     verification, where needed, is asked for again. A calculation is corrected by
     recalculating it from the current inputs."""
-    require_site_perm(actor, record.site, SitePerm.EXECUTE, action="correct manufacturing steps")
-    reason = clean_text(reason, field="Reason for the correction", max_length=REASON_MAX_LENGTH)
+    require_site_perm(actor, record.site, SitePerm.EXECUTE, action=gettext_noop("correct manufacturing steps"))
+    reason = clean_text(reason, field=gettext_noop("Reason for the correction"), max_length=REASON_MAX_LENGTH)
     if not reason:
         raise ReasonRequired(gettext_noop("A correction needs a reason (e.g. “typing error: 7.2 written as 72”)."))
     definition = record.definition
@@ -448,7 +448,7 @@ def step_correct(
             plan = load_plan(batch, for_update=True)
             before = locked.signable_content()
             if comment is not None:
-                locked.comment = clean_text(comment, field="Comment", max_length=COMMENT_MAX)
+                locked.comment = clean_text(comment, field=gettext_noop("Comment"), max_length=COMMENT_MAX)
             _fill(locked, definition, batch=batch, plan=plan, value=value, unit=unit, lot_barcode=lot_barcode,
                   equipment_code=equipment_code, scanned_code=scanned_code, quantity=quantity, actor=actor,
                   attempted=attempted)
@@ -487,7 +487,7 @@ def _jsonable_content(content: dict) -> dict:
 
 def batch_start(*, actor, batch: Batch, expected_version: int) -> Batch:
     """Start manufacturing: the batch moves from planned to in process."""
-    require_site_perm(actor, batch.site, SitePerm.EXECUTE, action="start manufacturing")
+    require_site_perm(actor, batch.site, SitePerm.EXECUTE, action=gettext_noop("start manufacturing"))
     with transaction.atomic():
         return batch_transition(actor=actor, batch=batch, to_state=BatchState.IN_PROCESS,
                                 expected_version=expected_version, reason="Manufacturing started")
@@ -495,7 +495,7 @@ def batch_start(*, actor, batch: Batch, expected_version: int) -> Batch:
 
 def batch_complete(*, actor, batch: Batch, expected_version: int) -> Batch:
     """Every step recorded, signed and (where needed) verified: the batch awaits QC and release."""
-    require_site_perm(actor, batch.site, SitePerm.EXECUTE, action="complete batches")
+    require_site_perm(actor, batch.site, SitePerm.EXECUTE, action=gettext_noop("complete batches"))
     with transaction.atomic():
         locked = _lock_batch(batch)
         if locked.version != expected_version:
@@ -503,7 +503,7 @@ def batch_complete(*, actor, batch: Batch, expected_version: int) -> Batch:
         problems = load_plan(locked).completion_problems()
         if problems:
             raise NotReady(gettext_noop("The batch record is not complete: %(problems)s%(more)s"),
-                           params={"problems": " ".join(problems[:5]), "more": more_phrase(len(problems) - 5)})
+                           params={"problems": Phrase.join(" ", problems[:5]), "more": more_phrase(len(problems) - 5)})
         return batch_transition(actor=actor, batch=locked, to_state=BatchState.AWAITING_RELEASE,
                                 expected_version=expected_version, reason="All steps recorded, signed and verified")
 
@@ -511,8 +511,8 @@ def batch_complete(*, actor, batch: Batch, expected_version: int) -> Batch:
 def batch_hold(*, actor, batch: Batch, reason: str, expected_version: int) -> Batch:
     """Anyone on the floor, or a QP, stops a batch: nothing is recorded until it is resumed."""
     if not (has_site_perm(actor, batch.site, SitePerm.EXECUTE) or has_site_perm(actor, batch.site, SitePerm.CERTIFY)):
-        require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="put batches on hold")
-    if not clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH):
+        require_site_perm(actor, batch.site, SitePerm.CERTIFY, action=gettext_noop("put batches on hold"))
+    if not clean_text(reason, field=gettext_noop("Reason"), max_length=REASON_MAX_LENGTH):
         raise ReasonRequired(gettext_noop("Say why the batch is put on hold."))
     with transaction.atomic():
         return batch_transition(actor=actor, batch=batch, to_state=BatchState.ON_HOLD, reason=reason,
@@ -521,8 +521,8 @@ def batch_hold(*, actor, batch: Batch, reason: str, expected_version: int) -> Ba
 
 def batch_resume(*, actor, batch: Batch, reason: str, expected_version: int) -> Batch:
     """A QP lets a batch on hold go on, with a reason (its deviations stay open until closed)."""
-    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="resume batches on hold")
-    if not clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH):
+    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action=gettext_noop("resume batches on hold"))
+    if not clean_text(reason, field=gettext_noop("Reason"), max_length=REASON_MAX_LENGTH):
         raise ReasonRequired(gettext_noop("Say why the batch may go on (e.g. the deviation's impact assessment)."))
     with transaction.atomic():
         locked = Batch.objects.select_for_update().get(pk=batch.pk)

@@ -58,7 +58,7 @@ def infusion_record(
     """Record one fraction given, after bag and wristband both matched the order, and
     sign it as performed by ``actor``. Call outside any transaction (a refusal's audit
     event, and a refused password's, is committed on its own)."""
-    require_site_perm(actor, batch.site, SitePerm.PATIENTS, action="record infusions")
+    require_site_perm(actor, batch.site, SitePerm.PATIENTS, action=gettext_noop("record infusions"))
     percents = fractions_of(batch.product)
     if isinstance(fraction_number, bool) or not isinstance(fraction_number, int) \
             or not 1 <= fraction_number <= len(percents):
@@ -116,11 +116,11 @@ def infusion_record(
             infusion = Infusion.objects.create(
                 site=locked.site, batch=locked, fraction_number=fraction_number,
                 fraction_percent=Decimal(str(percents[fraction_number - 1])),
-                bag_scanned_code=clean_text(shown(bag_scanned_code), field="bag_scanned_code", max_length=200),
-                wristband_scanned_code=clean_text(shown(wristband_scanned_code), field="wristband_scanned_code",
+                bag_scanned_code=clean_text(shown(bag_scanned_code), field=gettext_noop("bag_scanned_code"), max_length=200),
+                wristband_scanned_code=clean_text(shown(wristband_scanned_code), field=gettext_noop("wristband_scanned_code"),
                                                   max_length=200),
                 infused_at=infused_at, recorded_by=actor, recorded_at=now,
-                note=clean_text(note, field="note", max_length=2000),
+                note=clean_text(note, field=gettext_noop("note"), max_length=2000),
             )
             infusion.refresh_from_db()
             audit_record(actor=actor, action=Action.CREATE, obj=infusion, changes=infusion_content(infusion))

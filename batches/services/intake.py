@@ -91,10 +91,10 @@ def intake_criteria_set(*, actor, product, reason: str, password: str, request: 
     """A site administrator sets the apheresis acceptance criteria of a product at the site:
     signed ("Approved") with a reason, old and new values audited, the previous signature
     voided. Intakes already recorded keep the values they were judged by."""
-    require_site_perm(actor, product.site, SitePerm.ADMIN, action="set intake acceptance criteria")
+    require_site_perm(actor, product.site, SitePerm.ADMIN, action=gettext_noop("set intake acceptance criteria"))
     if set(values) != set(CRITERIA_FIELDS):
         raise InvalidInput(gettext_noop("The form is out of date (criteria missing). Reload the page."))
-    reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
+    reason = clean_text(reason, field=gettext_noop("reason"), max_length=REASON_MAX_LENGTH, required=True)
     cleaned = {
         "min_cd3_cells": _number(values["min_cd3_cells"], field="min_cd3_cells", label="Minimum CD3+ cells",
                                  low=Decimal(0), high=Decimal("1e13"), places=0, low_open=True),
@@ -214,7 +214,7 @@ def intake_record(
     """Record the receipt of apheresis material and evaluate the acceptance criteria.
     Within criteria it is accepted and the batch is created; outside, it waits for a QP."""
     site = donation.site
-    require_site_perm(actor, site, SitePerm.EXECUTE, action="record apheresis intake")
+    require_site_perm(actor, site, SitePerm.EXECUTE, action=gettext_noop("record apheresis intake"))
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -259,7 +259,7 @@ def intake_record(
             intake = ApheresisIntake.objects.create(
                 site=site, donation=locked, collection_started_at=started, collection_ended_at=ended,
                 received_at=received, transport_temperature_c=temperature, volume_ml=volume, wbc_10e3_per_ul=wbc,
-                cd3_cells_total=cd3, bag_intact=bag_intact, label_scanned_code=clean_text(shown(label_scanned_code), field="label_scanned_code", max_length=200),
+                cd3_cells_total=cd3, bag_intact=bag_intact, label_scanned_code=clean_text(shown(label_scanned_code), field=gettext_noop("label_scanned_code"), max_length=200),
                 evaluation=evaluation, meets_criteria=meets,
                 outcome=IntakeOutcome.ACCEPTED if meets else IntakeOutcome.PENDING,
                 recorded_by=actor, recorded_at=now,
@@ -278,8 +278,8 @@ def intake_record(
 
 
 def _decision_checks(actor, intake: ApheresisIntake, reason: str, expected_version: int) -> str:
-    require_site_perm(actor, intake.site, SitePerm.CERTIFY, action="decide on apheresis outside its criteria")
-    reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
+    require_site_perm(actor, intake.site, SitePerm.CERTIFY, action=gettext_noop("decide on apheresis outside its criteria"))
+    reason = clean_text(reason, field=gettext_noop("reason"), max_length=REASON_MAX_LENGTH, required=True)
     if isinstance(expected_version, bool) or not isinstance(expected_version, int):
         raise InvalidInput(gettext_noop("The form is incomplete: reload the page."))
     return reason

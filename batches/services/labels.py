@@ -207,7 +207,7 @@ def label_destroy(*, actor, label: Label, reason: str) -> Label:
     """Record that a label was destroyed (misprint, damaged, container discarded): a reason is required."""
     _require_label_perm(actor, label.site, gettext_noop("Your roles at %(site)s do not allow you to destroy labels."),
                         label.container_type)
-    reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
+    reason = clean_text(reason, field=gettext_noop("reason"), max_length=REASON_MAX_LENGTH, required=True)
     return _change_status(actor=actor, label=label, to=LabelStatus.DESTROYED,
                           allowed_from=(LabelStatus.PRINTED, LabelStatus.APPLIED), reason=reason)
 

@@ -101,10 +101,10 @@ def lot_for_step(*, batch: Batch, definition: StepDefinition, barcode: str):
 
 def _clean_lot_fields(*, material_type, name, lot_number, barcode, expiry_date, titer_tu_per_ml) -> dict:
     fields: dict[str, Any] = {
-        "material_type": clean_text(material_type, field="Material type", max_length=60, required=True),
-        "name": clean_text(name, field="Name", max_length=200, required=True),
-        "lot_number": clean_text(lot_number, field="Lot number", max_length=64, required=True),
-        "barcode": clean_text(barcode, field="Barcode", max_length=200, required=True),
+        "material_type": clean_text(material_type, field=gettext_noop("Material type"), max_length=60, required=True),
+        "name": clean_text(name, field=gettext_noop("Name"), max_length=200, required=True),
+        "lot_number": clean_text(lot_number, field=gettext_noop("Lot number"), max_length=64, required=True),
+        "barcode": clean_text(barcode, field=gettext_noop("Barcode"), max_length=200, required=True),
     }
     if not isinstance(expiry_date, dt.date) or isinstance(expiry_date, dt.datetime):
         raise InvalidInput(gettext_noop("Expiry date: expected a date."), field="expiry_date")
@@ -126,7 +126,7 @@ def _clean_lot_fields(*, material_type, name, lot_number, barcode, expiry_date, 
 def material_lot_create(*, actor, site, material_type: str, name: str, lot_number: str, barcode: str,
                         expiry_date: dt.date, titer_tu_per_ml=None) -> MaterialLot:
     """Register a received lot; it is in quarantine until released."""
-    require_site_perm(actor, site, SitePerm.ADMIN, action="register material lots")
+    require_site_perm(actor, site, SitePerm.ADMIN, action=gettext_noop("register material lots"))
     fields = _clean_lot_fields(material_type=material_type, name=name, lot_number=lot_number, barcode=barcode,
                                expiry_date=expiry_date, titer_tu_per_ml=titer_tu_per_ml)
     with transaction.atomic():
@@ -140,8 +140,8 @@ def material_lot_create(*, actor, site, material_type: str, name: str, lot_numbe
 
 def material_lot_update(*, actor, lot: MaterialLot, reason: str, expected_version: int, **values) -> MaterialLot:
     """Correct a lot's data. A released lot goes back to quarantine: its release signed other data."""
-    require_site_perm(actor, lot.site, SitePerm.ADMIN, action="edit material lots")
-    if not clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH):
+    require_site_perm(actor, lot.site, SitePerm.ADMIN, action=gettext_noop("edit material lots"))
+    if not clean_text(reason, field=gettext_noop("Reason"), max_length=REASON_MAX_LENGTH):
         raise ReasonRequired()
     with transaction.atomic():
         locked = MaterialLot.objects.select_for_update().get(pk=lot.pk)
@@ -203,7 +203,7 @@ def material_lot_reject(*, actor, lot: MaterialLot, password: str, reason: str, 
                         request: HttpRequest | None = None) -> MaterialLot:
     """Reject a lot (quarantined or released), signed "Rejected" with the reason."""
     _require_releaser(actor, lot.site)
-    reason = clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH)
+    reason = clean_text(reason, field=gettext_noop("Reason"), max_length=REASON_MAX_LENGTH)
     if not reason:
         raise ReasonRequired(gettext_noop("Say why the lot is rejected."))
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=lot)

@@ -72,8 +72,8 @@ FIXED_SOURCES = {
 def product_create(*, actor, site, code: str, name: str, pathway: str, product_code: str = "",
                    fraction_percents: list | None = None) -> Product:
     """A site administrator registers a product made at the site."""
-    require_site_perm(actor, site, SitePerm.ADMIN, action="register products")
-    code = clean_text(code, field="Code", max_length=40, required=True)
+    require_site_perm(actor, site, SitePerm.ADMIN, action=gettext_noop("register products"))
+    code = clean_text(code, field=gettext_noop("Code"), max_length=40, required=True)
     if not CODE_RE.match(code):
         raise InvalidInput(gettext_noop("Code: use lower-case letters, digits, - and _ only."), field="code")
     if pathway not in RegulatoryPathway.values:
@@ -89,8 +89,8 @@ def product_create(*, actor, site, code: str, name: str, pathway: str, product_c
             raise InvalidInput(gettext_noop("A product with code %(code)s exists at this site."), params={"code": code},
                                field="code")
         product = Product.objects.create(
-            site=site, code=code, name=clean_text(name, field="Name", max_length=200, required=True),
-            pathway=pathway, product_code=clean_text(product_code, field="Product code", max_length=20),
+            site=site, code=code, name=clean_text(name, field=gettext_noop("Name"), max_length=200, required=True),
+            pathway=pathway, product_code=clean_text(product_code, field=gettext_noop("Product code"), max_length=20),
             fraction_percents=percents,
         )
         audit_record(actor=actor, action=Action.CREATE, obj=product,
@@ -123,7 +123,7 @@ def clean_step_fields(values: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise InvalidInput(gettext_noop("Unknown step fields: %(fields)s."), params={"fields": ", ".join(sorted(unknown))})
     out: dict[str, Any] = {}
-    code = clean_text(values.get("code", ""), field="Code", max_length=60, required=True)
+    code = clean_text(values.get("code", ""), field=gettext_noop("Code"), max_length=60, required=True)
     if not CODE_RE.match(code):
         raise InvalidInput(gettext_noop("Code: start with a letter or digit; use lower-case letters, digits, - and _ "
                                         "only."), field="code")
@@ -153,7 +153,7 @@ def clean_step_fields(values: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(inputs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in inputs.items()):
         raise InvalidInput(gettext_noop("Calculation inputs: expected input name → source pairs."),
                            field="calculation_inputs")
-    out["calculation_inputs"] = {clean_text(k, field="Input", max_length=60): clean_text(v, field="Source", max_length=120)
+    out["calculation_inputs"] = {clean_text(k, field=gettext_noop("Input"), max_length=60): clean_text(v, field=gettext_noop("Source"), max_length=120)
                                  for k, v in inputs.items()}
     tests = values.get("sample_tests") or []
     if not isinstance(tests, list) or not all(isinstance(t, str) and CODE_RE.match(t) for t in tests) or len(tests) > 30:
@@ -285,7 +285,7 @@ def _source_problems(step: StepDefinition, earlier: dict[str, StepDefinition]) -
 
 
 def _require_admin(actor, site) -> None:
-    require_site_perm(actor, site, SitePerm.ADMIN, action="edit master batch records")
+    require_site_perm(actor, site, SitePerm.ADMIN, action=gettext_noop("edit master batch records"))
 
 
 def _lock_draft(mbr: MasterBatchRecord, expected_revision: int | None) -> MasterBatchRecord:
@@ -323,8 +323,8 @@ def mbr_create_draft(*, actor, product: Product, title: str, change_summary: str
         Product.objects.select_for_update().get(pk=product.pk)
         mbr = MasterBatchRecord.objects.create(
             site=product.site, product=product, version=_next_version(product),
-            title=clean_text(title, field="Title", max_length=200, required=True),
-            change_summary=clean_text(change_summary, field="Change summary", max_length=5000),
+            title=clean_text(title, field=gettext_noop("Title"), max_length=200, required=True),
+            change_summary=clean_text(change_summary, field=gettext_noop("Change summary"), max_length=5000),
             created_by=actor,
         )
         audit_record(actor=actor, action=Action.CREATE, obj=mbr,
@@ -351,14 +351,14 @@ def mbr_load(*, actor, product: Product, data: dict) -> MasterBatchRecord:
             if not isinstance(stage_data, dict) or not isinstance(stage_data.get("steps", []), list):
                 raise InvalidInput(gettext_noop("Stage %(stage)s: expected a code, a name and a list of steps."),
                                    params={"stage": stage_order})
-            code = clean_text(stage_data.get("code", ""), field="Stage code", max_length=40, required=True)
+            code = clean_text(stage_data.get("code", ""), field=gettext_noop("Stage code"), max_length=40, required=True)
             if not CODE_RE.match(code) or code in stage_codes:
                 raise InvalidInput(gettext_noop("Stage code %(code)s is not valid or is used twice."),
                                    params={"code": repr(code)})
             stage_codes.add(code)
             stage = StageDefinition.objects.create(
                 mbr=locked, order=stage_order, code=code,
-                name=clean_text(stage_data.get("name", ""), field="Stage name", max_length=200, required=True))
+                name=clean_text(stage_data.get("name", ""), field=gettext_noop("Stage name"), max_length=200, required=True))
             if len(stage_data.get("steps", [])) > MAX_STEPS_PER_STAGE:
                 raise InvalidInput(gettext_noop("A stage has at most %(max)s steps."), params={"max": MAX_STEPS_PER_STAGE})
             for step_order, step_data in enumerate(stage_data.get("steps", []), start=1):
@@ -382,7 +382,7 @@ def mbr_load(*, actor, product: Product, data: dict) -> MasterBatchRecord:
 def mbr_clone(*, actor, mbr: MasterBatchRecord, change_summary: str) -> MasterBatchRecord:
     """A new draft version with every stage and step of ``mbr``, to be changed and approved."""
     _require_admin(actor, mbr.site)
-    change_summary = clean_text(change_summary, field="Change summary", max_length=5000, required=True)
+    change_summary = clean_text(change_summary, field=gettext_noop("Change summary"), max_length=5000, required=True)
     with transaction.atomic():
         Product.objects.select_for_update().get(pk=mbr.product_id)
         clone = MasterBatchRecord.objects.create(
@@ -407,8 +407,8 @@ def mbr_update(*, actor, mbr: MasterBatchRecord, expected_revision: int, reason:
     with transaction.atomic():
         locked = _lock_draft(mbr, expected_revision)
         before = {"title": locked.title, "change_summary": locked.change_summary}
-        locked.title = clean_text(title, field="Title", max_length=200, required=True)
-        locked.change_summary = clean_text(change_summary, field="Change summary", max_length=5000)
+        locked.title = clean_text(title, field=gettext_noop("Title"), max_length=200, required=True)
+        locked.change_summary = clean_text(change_summary, field=gettext_noop("Change summary"), max_length=5000)
         locked.save(update_fields=["title", "change_summary"])
         changes = diff_fields(before, {"title": locked.title, "change_summary": locked.change_summary})
         if changes:
@@ -419,7 +419,7 @@ def mbr_update(*, actor, mbr: MasterBatchRecord, expected_revision: int, reason:
 
 def mbr_stage_add(*, actor, mbr: MasterBatchRecord, code: str, name: str, expected_revision: int) -> StageDefinition:
     _require_admin(actor, mbr.site)
-    code = clean_text(code, field="Stage code", max_length=40, required=True)
+    code = clean_text(code, field=gettext_noop("Stage code"), max_length=40, required=True)
     if not CODE_RE.match(code):
         raise InvalidInput(gettext_noop("Stage code: use lower-case letters, digits, - and _ only."), field="code")
     with transaction.atomic():
@@ -431,7 +431,7 @@ def mbr_stage_add(*, actor, mbr: MasterBatchRecord, code: str, name: str, expect
                                params={"code": code}, field="code")
         order = (locked.stages.aggregate(o=Max("order"))["o"] or 0) + 1
         stage = StageDefinition.objects.create(
-            mbr=locked, order=order, code=code, name=clean_text(name, field="Stage name", max_length=200, required=True))
+            mbr=locked, order=order, code=code, name=clean_text(name, field=gettext_noop("Stage name"), max_length=200, required=True))
         audit_record(actor=actor, action=Action.CREATE, obj=stage, site=locked.site, root=locked,
                      changes={"code": code, "name": stage.name, "order": order})
         _touch(actor, locked, f"stage {code} added")
@@ -443,7 +443,7 @@ def mbr_stage_rename(*, actor, stage: StageDefinition, name: str, expected_revis
     with transaction.atomic():
         locked = _lock_draft(stage.mbr, expected_revision)
         old = stage.name
-        stage.name = clean_text(name, field="Stage name", max_length=200, required=True)
+        stage.name = clean_text(name, field=gettext_noop("Stage name"), max_length=200, required=True)
         stage.save(update_fields=["name"])
         audit_record(actor=actor, action=Action.UPDATE, obj=stage, site=locked.site, root=locked,
                      changes={"name": {"old": old, "new": stage.name}}, reason=reason)

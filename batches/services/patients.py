@@ -50,7 +50,7 @@ def site_today(site) -> dt.date:
 
 
 def _initials(value) -> str:
-    text = clean_text(value, field="initials", max_length=4, required=True).upper()
+    text = clean_text(value, field=gettext_noop("initials"), max_length=4, required=True).upper()
     if not _INITIALS_RE.fullmatch(text):
         raise InvalidInput(gettext_noop("Initials: 1 to 4 characters, starting with a letter (A-Z, dots and hyphens "
                                         "allowed)."), field="initials")
@@ -137,7 +137,7 @@ def patient_content(patient: Patient) -> dict:
 def patient_create(*, actor, site, initials, birth_year, hospital_record_number, wristband_code, weight_kg,
                    weight_measured_on) -> Patient:
     """Register a patient at ``site``; the floor will know them by a generated pseudonym."""
-    require_site_perm(actor, site, SitePerm.PATIENTS, action="register patients")
+    require_site_perm(actor, site, SitePerm.PATIENTS, action=gettext_noop("register patients"))
     values = _clean_patient(site, {
         "initials": initials, "birth_year": birth_year, "hospital_record_number": hospital_record_number,
         "wristband_code": wristband_code, "weight_kg": weight_kg, "weight_measured_on": weight_measured_on,
@@ -163,8 +163,8 @@ def patient_update(*, actor, patient: Patient, reason: str, expected_version: in
     if unknown:
         raise InvalidInput(gettext_noop("These fields cannot be changed: %(fields)s."),
                            params={"fields": ", ".join(sorted(unknown))})
-    require_site_perm(actor, patient.site, SitePerm.PATIENTS, action="change patients")
-    reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
+    require_site_perm(actor, patient.site, SitePerm.PATIENTS, action=gettext_noop("change patients"))
+    reason = clean_text(reason, field=gettext_noop("reason"), max_length=REASON_MAX_LENGTH, required=True)
     cleaned = _clean_patient(patient.site, values)
     with transaction.atomic():
         locked = Patient.objects.select_for_update().get(pk=patient.pk)
@@ -207,12 +207,12 @@ def _clean_order(site, values: dict) -> dict:
             raise InvalidInput(gettext_noop("Choose a product of this site."), field="product")
         out["product"] = product
     if "indication" in values:
-        out["indication"] = clean_text(values["indication"], field="indication", max_length=200, required=True)
+        out["indication"] = clean_text(values["indication"], field=gettext_noop("indication"), max_length=200, required=True)
     if "treating_physician" in values:
-        out["treating_physician"] = clean_text(values["treating_physician"], field="treating_physician",
+        out["treating_physician"] = clean_text(values["treating_physician"], field=gettext_noop("treating_physician"),
                                                max_length=200, required=True)
     if "physician_email" in values:
-        email = clean_text(values["physician_email"], field="physician_email", max_length=254)
+        email = clean_text(values["physician_email"], field=gettext_noop("physician_email"), max_length=254)
         if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
             raise InvalidInput(gettext_noop("Physician e-mail: not an e-mail address."), field="physician_email")
         out["physician_email"] = email
@@ -240,7 +240,7 @@ def order_create(*, actor, patient: Patient, product, indication, treating_physi
                  planned_collection_date, planned_infusion_date=None, physician_email="") -> Order:
     """Order a product for a patient; the order number is gap-free per site and year."""
     site = patient.site
-    require_site_perm(actor, site, SitePerm.PATIENTS, action="register orders")
+    require_site_perm(actor, site, SitePerm.PATIENTS, action=gettext_noop("register orders"))
     values = _clean_order(site, {
         "product": product, "indication": indication, "treating_physician": treating_physician,
         "physician_email": physician_email, "target_dose_cells_per_kg": target_dose_cells_per_kg,
@@ -260,8 +260,8 @@ def order_update(*, actor, order: Order, reason: str, expected_version: int, **v
     if unknown:
         raise InvalidInput(gettext_noop("These fields cannot be changed: %(fields)s."),
                            params={"fields": ", ".join(sorted(unknown))})
-    require_site_perm(actor, order.site, SitePerm.PATIENTS, action="change orders")
-    reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
+    require_site_perm(actor, order.site, SitePerm.PATIENTS, action=gettext_noop("change orders"))
+    reason = clean_text(reason, field=gettext_noop("reason"), max_length=REASON_MAX_LENGTH, required=True)
     cleaned = _clean_order(order.site, values)
     with transaction.atomic():
         locked = Order.objects.select_for_update().select_related("patient", "product").get(pk=order.pk)
@@ -292,8 +292,8 @@ def order_cancel(*, actor, order: Order, reason: str, expected_version: int) -> 
     """A coordinator cancels an order (e.g. the patient no longer needs the product): with a
     reason, and only until manufacturing starts. A batch not started yet is cancelled with
     it; once a batch is in process, the batch is stopped by its own decisions (rejection)."""
-    require_site_perm(actor, order.site, SitePerm.PATIENTS, action="cancel orders")
-    reason = clean_text(reason, field="reason", max_length=REASON_MAX_LENGTH, required=True)
+    require_site_perm(actor, order.site, SitePerm.PATIENTS, action=gettext_noop("cancel orders"))
+    reason = clean_text(reason, field=gettext_noop("reason"), max_length=REASON_MAX_LENGTH, required=True)
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
         if locked.version != expected_version:
@@ -338,7 +338,7 @@ def donation_register(*, actor, order: Order, collection_date=None) -> Donation:
     """Register the collection of an order: issue the site's next DIN (ISBT 128, gap-free
     per facility and year). One donation per order."""
     site = order.site
-    require_site_perm(actor, site, SitePerm.PATIENTS, action="register collections")
+    require_site_perm(actor, site, SitePerm.PATIENTS, action=gettext_noop("register collections"))
     day = site_today(site)
     collection_date = collection_date or order.planned_collection_date
     collection_date = _date(collection_date, field="collection_date", label="Collection date")

@@ -22,7 +22,7 @@ def batch_transition(
     Call inside the business transaction that justifies the change (the batch row is
     locked, so two concurrent transitions cannot both succeed).
     """
-    reason = clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH)
+    reason = clean_text(reason, field=gettext_noop("Reason"), max_length=REASON_MAX_LENGTH)
     with transaction.atomic(savepoint=False):
         locked = Batch.objects.select_for_update().get(pk=batch.pk)
         if expected_version is not None and locked.version != expected_version:

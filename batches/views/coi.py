@@ -122,7 +122,7 @@ def patient_list(request):
 @require_http_methods(["GET", "POST"])
 def patient_create_view(request):
     site = _site(request)
-    require_site_perm(request.user, site, SitePerm.PATIENTS, action="register patients")
+    require_site_perm(request.user, site, SitePerm.PATIENTS, action=gettext_noop("register patients"))
     form = f.PatientForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -149,7 +149,7 @@ def patient_detail(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def patient_edit(request, pk: int):
     patient = patient_get_for_user(request.user, pk)
-    require_site_perm(request.user, patient.site, SitePerm.PATIENTS, action="change patients")
+    require_site_perm(request.user, patient.site, SitePerm.PATIENTS, action=gettext_noop("change patients"))
     initial = {name: getattr(patient, name) for name in PATIENT_FIELDS} | {"version": patient.version}
     form = f.PatientEditForm(request.POST or None, initial=initial)
     done = form_submit(request, form, lambda data: patient_update(
@@ -174,7 +174,7 @@ def order_list(request):
 @require_http_methods(["GET", "POST"])
 def order_create_view(request, pk: int):
     patient = patient_get_for_user(request.user, pk)
-    require_site_perm(request.user, patient.site, SitePerm.PATIENTS, action="register orders")
+    require_site_perm(request.user, patient.site, SitePerm.PATIENTS, action=gettext_noop("register orders"))
     products = product_list_for_site(patient.site)
     form = f.OrderForm(request.POST or None, products=products)
     if request.method == "POST" and form.is_valid():
@@ -193,7 +193,7 @@ def order_create_view(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def order_edit(request, pk: int):
     order = order_get_for_user(request.user, pk)
-    require_site_perm(request.user, order.site, SitePerm.PATIENTS, action="change orders")
+    require_site_perm(request.user, order.site, SitePerm.PATIENTS, action=gettext_noop("change orders"))
     fields = ("product", "indication", "treating_physician", "physician_email", "target_dose_cells_per_kg",
               "planned_collection_date", "planned_infusion_date")
     initial = {name: getattr(order, name) for name in fields} | {"version": order.version}
@@ -472,7 +472,7 @@ def intake_record_view(request, pk: int):
     existing = intake_for_donation(donation)
     if existing is not None:
         return redirect("batches:intake_detail", pk=existing.pk)
-    require_site_perm(request.user, donation.site, SitePerm.EXECUTE, action="record apheresis intake")
+    require_site_perm(request.user, donation.site, SitePerm.EXECUTE, action=gettext_noop("record apheresis intake"))
     site = donation.site
     form = f.IntakeForm(request.POST or None, initial={"received_at": _local_now(site)})
     blocked = None
@@ -511,7 +511,7 @@ def intake_detail(request, pk: int):
     can_decide = (intake.outcome == IntakeOutcome.PENDING and has_site_perm(request.user, intake.site, SitePerm.CERTIFY))
     form = f.IntakeDecisionForm(request.POST or None, initial={"version": intake.version})
     if request.method == "POST":
-        require_site_perm(request.user, intake.site, SitePerm.CERTIFY, action="decide on apheresis intake")
+        require_site_perm(request.user, intake.site, SitePerm.CERTIFY, action=gettext_noop("decide on apheresis intake"))
         if form.is_valid():
             data = form.cleaned_data
             common = {"actor": request.user, "intake": intake, "password": data["password"], "reason": data["reason"],
@@ -553,7 +553,7 @@ def infusion_view(request, batch_pk: int):
     blocked = None
     status = 200
     if request.method == "POST":
-        require_site_perm(request.user, site, SitePerm.PATIENTS, action="record infusions")
+        require_site_perm(request.user, site, SitePerm.PATIENTS, action=gettext_noop("record infusions"))
         with timezone.override(site.zone):
             valid = form.is_valid()
         if valid:

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from batches import selectors
 from batches.calculations import REGISTRY, calculation_run
 from batches.charts import expansion_chart_svg, expansion_points
-from batches.exceptions import ConfirmationRequired, IdentityMismatch
+from batches.exceptions import ConfirmationRequired, IdentityMismatch, Phrase
 from batches.models import (
     BatchState,
     DeviationClass,
@@ -38,8 +38,8 @@ from batches.services import equipment as equipment_services
 from batches.services import execution as execution_services
 from batches.services import materials as material_services
 from batches.services import mbr as mbr_services
-from batches.services.equipment import EquipmentRefused, equipment_problem
-from batches.services.materials import LotRefused, lot_problem, site_today
+from batches.services.equipment import EquipmentRefused, equipment_problem_phrase
+from batches.services.materials import LotRefused, lot_problem_phrase, site_today
 from batches.views import execution_forms as f
 from batches.views.submission import form_submit
 from carmfg.accounts.permissions import SitePerm, has_site_perm
@@ -157,7 +157,7 @@ def _render_detail(request, batch, *, action: dict | None = None, status: int = 
             "expected_occurrence": state.next_occurrence, "unit": state.definition.unit}))
         if state.definition.kind == StepKind.CALCULATION and state.definition.calculation in REGISTRY:
             action["preview_calc"] = _calc_preview(plan, state.definition)
-        action["limits"] = execution_services.limits_text(state.definition)
+        action["limits"] = execution_services.limits_phrase(state.definition).text
     elif mode == "correct" and action.get("record") is not None:
         rec = action["record"]
         definition = rec.record.definition
@@ -166,7 +166,7 @@ def _render_detail(request, batch, *, action: dict | None = None, status: int = 
             "value": "" if rec.record.value is None or definition.kind != StepKind.VALUE
             else f"{rec.record.value.normalize():f}",
             "comment": rec.record.comment}))
-        action["limits"] = execution_services.limits_text(definition)
+        action["limits"] = execution_services.limits_phrase(definition).text
         if definition.kind == StepKind.CALCULATION and definition.calculation in REGISTRY:
             action["preview_calc"] = _calc_preview(plan, definition)
     elif mode == "verify" and action.get("record") is not None:
@@ -177,7 +177,7 @@ def _render_detail(request, batch, *, action: dict | None = None, status: int = 
     points, x_title, viability_limit = expansion_points(plan)
     chart = expansion_chart_svg(points, x_title=x_title, viability_action_min=viability_limit,
                                 title=gettext("Expansion of batch %(number)s") % {"number": batch.number}) if points else ""
-    problems = plan.completion_problems() if batch.state == BatchState.IN_PROCESS else []
+    problems = [p.text for p in plan.completion_problems()] if batch.state == BatchState.IN_PROCESS else []
     return render(request, "batches/execution/batch_detail.html", {
         "batch": batch, "plan": plan, "site": site, "perms": perms, "action": action,
         "state_badge": STATE_BADGE.get(batch.state, "neutral"),
@@ -534,7 +534,7 @@ def _render_mbr(request, mbr, *, error=None, status=200, template="batches/execu
     context = {
         "mbr": mbr, "site": site, "perms": perms, "stages": stages, "error": error,
         "approvals": [(MbrApprovalRole(role).label, sig) for role, sig in approvals.items()],
-        "problems": mbr_services.mbr_problems(mbr) if mbr.status == MbrStatus.DRAFT else [],
+        "problems": [p.text for p in mbr_services.mbr_problem_phrases(mbr)] if mbr.status == MbrStatus.DRAFT else [],
         "can_edit": perms["admin"] and mbr.status == MbrStatus.DRAFT,
         "can_approve": (perms["admin"] or perms["certify"]) and mbr.status == MbrStatus.DRAFT,
         "both_roles": perms["admin"] and perms["certify"],
@@ -720,8 +720,13 @@ def mbr_step_delete(request, pk: int, step_pk: int):
 # --- material lots and equipment ---------------------------------------------------------------------
 
 
+def _shown(problem: Phrase | None) -> str:
+    """Why a lot or a piece of equipment may not be used, in the reader's language; empty when it may."""
+    return problem.text if problem is not None else ""
+
+
 def _lot_rows(lots, today):
-    return [(lot, lot_problem(lot, today)) for lot in lots]
+    return [(lot, _shown(lot_problem_phrase(lot, today))) for lot in lots]
 
 
 @login_required
@@ -785,7 +790,7 @@ def equipment_list(request: HttpRequest) -> HttpResponse:
     today = site_today(site)
     items = selectors.equipment_list_for_user(request.user, site=site)
     return render(request, "batches/execution/equipment_list.html", {
-        "rows": [(e, equipment_problem(e, today)) for e in items], "form": form, "site": site, "today": today,
+        "rows": [(e, _shown(equipment_problem_phrase(e, today))) for e in items], "form": form, "site": site, "today": today,
         "perms": _perms(request.user, site)}, status=done.status)
 
 
@@ -813,7 +818,7 @@ def equipment_edit(request: HttpRequest, pk: int) -> HttpResponse:
             status = 400
     return render(request, "batches/execution/equipment_edit.html", {
         "equipment": equipment, "form": form, "site": equipment.site,
-        "problem": equipment_problem(equipment, site_today(equipment.site))}, status=status)
+        "problem": _shown(equipment_problem_phrase(equipment, site_today(equipment.site)))}, status=status)
 
 
 

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_noop
 from guardian.shortcuts import get_user_perms
 
 from carmfg.accounts.models import Role
-from carmfg.exceptions import PermissionRefused
+from carmfg.exceptions import PermissionRefused, label
 
 if TYPE_CHECKING:
     from carmfg.accounts.models import Site
@@ -70,10 +70,12 @@ def has_site_perm(user, site: Site, perm: str) -> bool:
 
 
 def require_site_perm(user, site: Site, perm: str, *, action: str) -> None:
-    """Raise ``PermissionRefused`` unless the user holds ``perm`` at ``site``."""
+    """Raise ``PermissionRefused`` unless the user holds ``perm`` at ``site``. ``action``
+    is English ("complete batches"), marked with ``gettext_noop`` where it is written:
+    the refusal shows it translated."""
     if not has_site_perm(user, site, perm):
         raise PermissionRefused(gettext_noop("Your roles at %(site)s do not allow you to %(action)s."),
-                                params={"site": site, "action": action})
+                                params={"site": site, "action": label(action)})
 
 
 def forget_cached_perms(user) -> None:
@@ -102,7 +104,7 @@ def site_perm_required(*perms: str, action: str, methods: tuple[str, ...] = ("GE
             user = request.user
             if request.method in methods and user.is_authenticated and not holds_perm_anywhere(user, perms):
                 raise PermissionRefused(gettext_noop("Your roles do not allow you to %(action)s."),
-                                        params={"action": action})
+                                        params={"action": label(action)})
             return view(request, *args, **kwargs)
 
         return wrapped

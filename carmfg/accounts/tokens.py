@@ -26,7 +26,7 @@ def api_token_create(*, actor, name: str, days: int = 90) -> tuple[ApiToken, str
     """Create a token for ``actor``; returns the row and the token text (shown once)."""
     from carmfg.exceptions import InvalidInput
 
-    name = clean_text(name, field="Name", max_length=100, required=True)
+    name = clean_text(name, field=gettext_noop("Name"), max_length=100, required=True)
     if not 1 <= days <= 366:
         raise InvalidInput(gettext_noop("A token lives between 1 and 366 days."), field="days")
     with transaction.atomic():

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from carmfg.audit.context import current_request_id
 from carmfg.audit.models import Action, AuditEvent, ChainHead
@@ -76,7 +77,7 @@ def audit_record(
     creations). The chain head row is locked, so concurrent writers queue and the
     sequence stays gap-free.
     """
-    reason = clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH)
+    reason = clean_text(reason, field=gettext_noop("Reason"), max_length=REASON_MAX_LENGTH)
     if action in REASON_REQUIRED_ACTIONS and not reason:
         # Part 11 / Annex 11 §9: a change to GMP data after first entry says why.
         raise ReasonRequired()
@@ -97,7 +98,7 @@ def audit_record(
         head = _locked_head(chain)
         fields = _actor_fields(actor)
         if not fields["actor_username"] and actor_username:
-            fields["actor_username"] = clean_text(actor_username, field="Username", max_length=150)
+            fields["actor_username"] = clean_text(actor_username, field=gettext_noop("Username"), max_length=150)
         event = AuditEvent(
             chain=chain,
             seq=head.seq + 1,
@@ -125,7 +126,7 @@ def audit_record(
 
 def _refuse_nul(value: Any) -> None:
     if isinstance(value, str):
-        clean_text(value, field="Value", max_length=1_000_000)
+        clean_text(value, field=gettext_noop("Value"), max_length=1_000_000)
     elif isinstance(value, dict):
         for key, item in value.items():
             _refuse_nul(key)

@@ -133,7 +133,7 @@ def signature_apply(
         raise SignatureRefused(gettext_noop("The signature was refused: please enter your password again."))
     if meaning not in Meaning.values:
         raise SignatureRefused(gettext_noop("Unknown signature meaning %(meaning)s."), params={"meaning": repr(meaning)})
-    comment = clean_text(comment, field="Comment", max_length=REASON_MAX_LENGTH)
+    comment = clean_text(comment, field=gettext_noop("Comment"), max_length=REASON_MAX_LENGTH)
     excluded = frozenset(SEGREGATION_RULES.get(meaning, frozenset()) if excluded_meanings is None else excluded_meanings)
     with transaction.atomic(savepoint=False):
         current = signable_hash(obj)

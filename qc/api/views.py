@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from django.http import FileResponse, Http404
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
@@ -80,7 +80,7 @@ class BatchResults(ApiViewMixin, generics.ListAPIView):
         """Enter a result (QC analysts), signed "Performed" with your password re-entered. The
         server judges it against the pinned specification; a failing result opens an OOS."""
         batch = self.get_batch()
-        require_any_site_perm(request.user, (SitePerm.QC,), action="enter QC results", site=batch.site)
+        require_any_site_perm(request.user, (SitePerm.QC,), action=gettext_noop("enter QC results"), site=batch.site)
         data = _valid(s.TestResultEnterSerializer, request)
         data["test"] = _body_ref("test", lambda pk: test_definition_get_for_user(request.user, pk), data["test"])
         if data["sample"] is not None:
@@ -110,7 +110,7 @@ class ResultReview(ApiViewMixin, generics.GenericAPIView):
         """Review a result (a QC person other than the analyst), password re-entered.
         Send If-Match (the ETag) or ``version``."""
         result = result_get_for_user(request.user, pk_or_404(pk))
-        require_any_site_perm(request.user, (SitePerm.QC,), action="review QC results", site=result.site)
+        require_any_site_perm(request.user, (SitePerm.QC,), action=gettext_noop("review QC results"), site=result.site)
         data = _valid(s.ReviewSerializer, request)
         version, from_header = expected_version(request, result, data.pop("version", None))
         with stale_as_precondition_failed(from_header):
@@ -157,7 +157,7 @@ class BatchRecords(ApiViewMixin, generics.ListAPIView):
         """Request a signed record of the batch as it is now (auditors, QPs). Queued: poll the
         record until its status is done, then download it."""
         batch = self.get_batch()
-        require_any_site_perm(request.user, (SitePerm.AUDIT,), action="export batch records", site=batch.site)
+        require_any_site_perm(request.user, (SitePerm.AUDIT,), action=gettext_noop("export batch records"), site=batch.site)
         data = _valid(s.RecordRequestSerializer, request)
         document = documents.batch_record_request(actor=request.user, batch=batch, purpose=DocumentPurpose.EXPORT,
                                                   request_id=data["request_id"])

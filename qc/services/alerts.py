@@ -46,8 +46,8 @@ def alert_create(*, actor, site, recipient, title: str, message: str, batch=None
             with transaction.atomic():
                 alert = Alert.objects.create(
                     site=site, batch=batch, recipient=recipient, key=key,
-                    title=clean_text(title, field="Title", max_length=200, required=True),
-                    message=clean_text(message, field="Message", max_length=10_000, required=True),
+                    title=clean_text(title, field=gettext_noop("Title"), max_length=200, required=True),
+                    message=clean_text(message, field=gettext_noop("Message"), max_length=10_000, required=True),
                     texts={part: value.as_json() for part, value in (("title", title), ("message", message))
                            if isinstance(value, Text)},
                     created_at=timezone.now(),
@@ -80,8 +80,8 @@ def notification_email_queue(*, actor, site, to: str, subject: str, body: str, b
 
     with transaction.atomic(savepoint=False):
         email = NotificationEmail.objects.create(
-            site=site, batch=batch, to=to, subject=clean_text(subject, field="Subject", max_length=200, required=True),
-            body=clean_text(body, field="Body", max_length=20_000, required=True), created_at=timezone.now(),
+            site=site, batch=batch, to=to, subject=clean_text(subject, field=gettext_noop("Subject"), max_length=200, required=True),
+            body=clean_text(body, field=gettext_noop("Body"), max_length=20_000, required=True), created_at=timezone.now(),
         )
         audit_record(actor=actor, action=Action.CREATE, obj=email, site=site,
                      changes={"to": to, "subject": email.subject})

@@ -135,10 +135,10 @@ def oos_phase1_conclude(*, actor, investigation: OosInvestigation, conclusion: s
     Yes: the result is invalidated (reason = these notes, signed "Reviewed") and the
     investigation closes, signed; the test is then repeated and the retest points to
     the original. No: the result is confirmed and phase II begins."""
-    require_site_perm(actor, investigation.site, SitePerm.QC, action="conclude OOS investigations")
+    require_site_perm(actor, investigation.site, SitePerm.QC, action=gettext_noop("conclude OOS investigations"))
     if conclusion not in OosPhase1Conclusion.values:
         raise InvalidInput(gettext_noop("Conclusion: laboratory error found, or not."), field="conclusion")
-    notes = clean_text(notes, field="Phase I notes", max_length=NOTES_MAX, required=True)
+    notes = clean_text(notes, field=gettext_noop("Phase I notes"), max_length=NOTES_MAX, required=True)
     _require_independent(actor, investigation)
     # Both conclusions are decisions of the person concluding: the password is asked either way.
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=investigation)
@@ -175,9 +175,9 @@ def oos_phase2_conclude(*, actor, investigation: OosInvestigation, notes: str, c
     """Phase II closes with the investigation of product and process and its conclusion,
     signed "Reviewed". The result stands as out of specification: the batch is rejected,
     or released exceptionally by the QP with this investigation linked."""
-    require_site_perm(actor, investigation.site, SitePerm.QC, action="conclude OOS investigations")
-    notes = clean_text(notes, field="Phase II notes", max_length=NOTES_MAX, required=True)
-    conclusion = clean_text(conclusion, field="Conclusion", max_length=NOTES_MAX, required=True)
+    require_site_perm(actor, investigation.site, SitePerm.QC, action=gettext_noop("conclude OOS investigations"))
+    notes = clean_text(notes, field=gettext_noop("Phase II notes"), max_length=NOTES_MAX, required=True)
+    conclusion = clean_text(conclusion, field=gettext_noop("Conclusion"), max_length=NOTES_MAX, required=True)
     _require_independent(actor, investigation)
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=investigation)
     with transaction.atomic():

@@ -180,7 +180,7 @@ def certification_provisional_sign(*, actor, batch: Batch, password: str, expect
     """A QP, independent of the batch, releases the fresh product provisionally
     ("Released (provisional)"). Refused while any item of the provisional checklist
     fails; the certificate names the tests still pending and when each is expected."""
-    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="certify batches")
+    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action=gettext_noop("certify batches"))
     if batch.product.release_model != ReleaseModel.TWO_STAGE:
         raise NotReady(gettext_noop("%(product)s is released in a single certification, when every result is in."),
                        params={"product": str(batch.product)})
@@ -264,17 +264,17 @@ def certification_provisional_exceptional_sign(*, actor, batch: Batch, password:
     justification, the physician's name, the consent reference and a major deviation of
     the batch; identity, steps, signatures, labels and versions must still be in order,
     every provisional result entered and reviewed, and no critical deviation open."""
-    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="certify batches")
+    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action=gettext_noop("certify batches"))
     if batch.product.release_model != ReleaseModel.TWO_STAGE:
         raise NotReady(gettext_noop("%(product)s is released in a single certification, when every result is in."),
                        params={"product": str(batch.product)})
-    justification = clean_text(justification, field="Justification", max_length=JUSTIFICATION_MAX, required=True)
+    justification = clean_text(justification, field=gettext_noop("Justification"), max_length=JUSTIFICATION_MAX, required=True)
     if len(justification) < JUSTIFICATION_MIN:
         raise InvalidInput(gettext_noop("Justification: write at least %(n)s characters: why this "
                                         "out-of-specification product is released, and what the physician was told."),
                            params={"n": JUSTIFICATION_MIN}, field="justification")
-    physician_name = clean_text(physician_name, field="Treating physician", max_length=NAME_MAX, required=True)
-    consent_reference = clean_text(consent_reference, field="Patient consent reference", max_length=NAME_MAX,
+    physician_name = clean_text(physician_name, field=gettext_noop("Treating physician"), max_length=NAME_MAX, required=True)
+    consent_reference = clean_text(consent_reference, field=gettext_noop("Patient consent reference"), max_length=NAME_MAX,
                                    required=True)
     if deviation is None:
         raise InvalidInput(gettext_noop("Deviation: link the major deviation this exceptional release is recorded under."),
@@ -420,7 +420,7 @@ def certification_final_sign(*, actor, batch: Batch, password: str,
     item is the QC results, every failing result has a closed OOS investigation, all
     linked here, and a written justification (e.g. the physician's documented request
     with the patient's consent). To reject, use :func:`certification_reject`."""
-    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="certify batches")
+    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action=gettext_noop("certify batches"))
     if decision not in RELEASED_DECISIONS:
         raise InvalidInput(gettext_noop("Decision: released, or released exceptionally. To reject, use the rejection form."),
                            field="decision")
@@ -431,13 +431,13 @@ def certification_final_sign(*, actor, batch: Batch, password: str,
         raise InvalidInput(gettext_noop("Only the investigations of this batch's failing results can be linked."),
                            field="investigations")
     if decision == CertificationDecision.RELEASED_EXCEPTIONAL:
-        justification = clean_text(justification, field="Justification", max_length=JUSTIFICATION_MAX, required=True)
+        justification = clean_text(justification, field=gettext_noop("Justification"), max_length=JUSTIFICATION_MAX, required=True)
         if len(justification) < JUSTIFICATION_MIN:
             raise InvalidInput(gettext_noop("Justification: write at least %(n)s characters: why the product is "
                                             "released although out of specification, at whose documented request."),
                                params={"n": JUSTIFICATION_MIN}, field="justification")
     else:
-        justification = clean_text(justification, field="Justification", max_length=JUSTIFICATION_MAX)
+        justification = clean_text(justification, field=gettext_noop("Justification"), max_length=JUSTIFICATION_MAX)
         if chosen:
             raise InvalidInput(gettext_noop("Investigations are linked only to an exceptional release."),
                                field="investigations")
@@ -481,8 +481,8 @@ def certification_reject(*, actor, batch: Batch, reason: str, failure_reason: st
     """The QP rejects the batch: a signed decision ("Rejected") with its reason and a
     failure reason. Possible at any stage of release, whatever the checklist says; not
     restricted to an independent QP (stopping a batch is always safe)."""
-    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action="reject batches")
-    reason = clean_text(reason, field="Reason", max_length=JUSTIFICATION_MAX, required=True)
+    require_site_perm(actor, batch.site, SitePerm.CERTIFY, action=gettext_noop("reject batches"))
+    reason = clean_text(reason, field=gettext_noop("Reason"), max_length=JUSTIFICATION_MAX, required=True)
     if failure_reason not in BatchFailureReason.values:
         raise InvalidInput(gettext_noop("Failure reason: choose why the batch failed."), field="failure_reason")
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=batch)

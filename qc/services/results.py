@@ -75,7 +75,7 @@ def _clean_measurement(test: TestDefinition, *, raw_value, qualitative, unit) ->
     if not isinstance(raw_value, str):
         raise InvalidInput(gettext_noop("%(test)s: expected a number."),
                            params={"test": test.name}, field="value")
-    raw = clean_text(raw_value, field="Value", max_length=RAW_VALUE_MAX, required=True)
+    raw = clean_text(raw_value, field=gettext_noop("Value"), max_length=RAW_VALUE_MAX, required=True)
     if _THOUSANDS.search(raw):
         raise InvalidInput(gettext_noop("Value: “%(raw)s” — is the comma a decimal point or a thousands "
                                         "separator? Write it without thousands separators (1200) or with a "
@@ -109,11 +109,11 @@ def result_enter(*, actor, batch: Batch, test: TestDefinition, password: str, ra
                  request: HttpRequest | None = None) -> TestResult:
     """A QC analyst records one result, signed "Performed". The server judges it against
     the pinned specification; a failing one opens an OOS investigation and a deviation."""
-    require_site_perm(actor, batch.site, SitePerm.QC, action="enter QC results")
+    require_site_perm(actor, batch.site, SitePerm.QC, action=gettext_noop("enter QC results"))
     _check_test_of_batch(batch, test)
     qualifier, value, qualitative = _clean_measurement(test, raw_value=raw_value, qualitative=qualitative, unit=unit)
     verdict = evaluate(test, qualifier=qualifier, value=value, qualitative=qualitative)
-    comment = clean_text(comment, field="Comment", max_length=COMMENT_MAX)
+    comment = clean_text(comment, field=gettext_noop("Comment"), max_length=COMMENT_MAX)
     if sample is not None:
         if sample.batch_id != batch.pk:
             raise InvalidInput(gettext_noop("The sample belongs to another batch."), field="sample")
@@ -173,7 +173,7 @@ def _on_failure(actor, batch: Batch, result: TestResult) -> None:
 def result_review(*, actor, result: TestResult, password: str, expected_version: int,
                   request: HttpRequest | None = None, comment: str = "") -> TestResult:
     """A second QC person, not the analyst who entered it, signs the result "Reviewed"."""
-    require_site_perm(actor, result.site, SitePerm.QC, action="review QC results")
+    require_site_perm(actor, result.site, SitePerm.QC, action=gettext_noop("review QC results"))
     if result.entered_by_id == actor.pk:
         raise SegregationOfDuties(gettext_noop("You entered this result: a different QC person must review "
                                                "it."))
@@ -226,8 +226,8 @@ def result_invalidate(*, actor, result: TestResult, reason: str, password: str, 
     """Invalidate a result (e.g. sample mix-up), with a reason and the reviewer's
     signature. A result under OOS investigation is invalidated only by its phase I
     conclusion of a laboratory error: no testing into compliance."""
-    require_site_perm(actor, result.site, SitePerm.QC, action="invalidate QC results")
-    reason = clean_text(reason, field="Reason", max_length=REASON_MAX_LENGTH, required=True)
+    require_site_perm(actor, result.site, SitePerm.QC, action=gettext_noop("invalidate QC results"))
+    reason = clean_text(reason, field=gettext_noop("Reason"), max_length=REASON_MAX_LENGTH, required=True)
     if result.entered_by_id == actor.pk:
         raise SegregationOfDuties(gettext_noop("You entered this result: a different QC person must "
                                                "invalidate it."))

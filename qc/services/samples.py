@@ -62,7 +62,7 @@ def _scanned_label(batch: Batch, record: StepRecord) -> Label | None:
 def samples_create_from_steps(*, actor, batch: Batch) -> list[Sample]:
     """One sample per recorded sampling step that has none yet, with the tests the step
     samples for, who took it and when, and the QC-sample label of the donation."""
-    require_site_perm(actor, batch.site, SitePerm.QC, action="register QC samples")
+    require_site_perm(actor, batch.site, SitePerm.QC, action=gettext_noop("register QC samples"))
     created = []
     with transaction.atomic():
         locked = Batch.objects.select_for_update().get(pk=batch.pk)
@@ -101,8 +101,8 @@ def sample_create(*, actor, batch: Batch, test_codes: list[str], sample_type: st
     with a QC-sample label of the batch's donation: an applied one not yet on a sample, or
     else a new one printed here (audited, counted in the label reconciliation), which QC
     prints, sticks on the tube and records as applied before the hand-over scan."""
-    require_site_perm(actor, batch.site, SitePerm.QC, action="register QC samples")
-    sample_type = clean_text(sample_type, field="Sample type", max_length=SAMPLE_TYPE_MAX, required=True)
+    require_site_perm(actor, batch.site, SitePerm.QC, action=gettext_noop("register QC samples"))
+    sample_type = clean_text(sample_type, field=gettext_noop("Sample type"), max_length=SAMPLE_TYPE_MAX, required=True)
     if not isinstance(test_codes, list) or not test_codes or not all(isinstance(c, str) for c in test_codes):
         raise InvalidInput(gettext_noop("Choose at least one test for the sample."), field="tests")
     known = set(pinned_specification(batch).tests.values_list("code", flat=True))
@@ -136,7 +136,7 @@ def sample_label_pdf(*, actor, sample: Sample) -> bytes:
     """The PDF of a sample's label, to print it, while the label is printed and not yet
     on the tube; each print is audited. Once applied, a lost label is destroyed and a new
     one printed, never copied."""
-    require_site_perm(actor, sample.site, SitePerm.QC, action="print QC sample labels")
+    require_site_perm(actor, sample.site, SitePerm.QC, action=gettext_noop("print QC sample labels"))
     with transaction.atomic():
         label = Label.objects.select_for_update().get(pk=_sample_label(sample).pk)
         if label.status != LabelStatus.PRINTED:
@@ -151,7 +151,7 @@ def sample_label_pdf(*, actor, sample: Sample) -> bytes:
 
 def sample_label_apply(*, actor, sample: Sample) -> Label:
     """QC records that the sample's printed label is on its tube."""
-    require_site_perm(actor, sample.site, SitePerm.QC, action="apply QC sample labels")
+    require_site_perm(actor, sample.site, SitePerm.QC, action=gettext_noop("apply QC sample labels"))
     return label_apply(actor=actor, label=_sample_label(sample))
 
 
@@ -159,7 +159,7 @@ def sample_receive(*, actor, sample: Sample, scanned_code: str) -> Sample:
     """QC receives the sample with a scan of its label: the chain-of-custody hand-over
     (``custody_scan``, step QC hand-over). A label that is not this sample's blocks, is
     audited and records nothing. Call outside any transaction (a refusal is committed)."""
-    require_site_perm(actor, sample.site, SitePerm.QC, action="receive QC samples")
+    require_site_perm(actor, sample.site, SitePerm.QC, action=gettext_noop("receive QC samples"))
     if sample.received_at is not None:
         raise NotReady(gettext_noop("Sample %(sample)s was already received."),
                        params={"sample": sample.code})

@@ -100,7 +100,7 @@ def clean_test_fields(values: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput(gettext_noop("Unknown test fields: %(fields)s."),
                            params={"fields": ', '.join(sorted(unknown))})
     out: dict[str, Any] = {}
-    code = clean_text(values.get("code", ""), field="Code", max_length=40, required=True)
+    code = clean_text(values.get("code", ""), field=gettext_noop("Code"), max_length=40, required=True)
     if not CODE_RE.match(code):
         raise InvalidInput(gettext_noop("Code: use lower-case letters, digits, - and _ only."), field="code")
     out["code"] = code
@@ -137,7 +137,7 @@ def clean_test_fields(values: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput(gettext_noop("Unit: a numeric limit needs its unit and basis (e.g. '% of CD3+')."), field="unit")
     out["passing_result"] = passing
     out["decimal_places"] = _whole(values.get("decimal_places", 1), "decimal_places", "Decimal places", 0, 6)
-    group = clean_text(values.get("composite_group", ""), field="Composite group", max_length=40)
+    group = clean_text(values.get("composite_group", ""), field=gettext_noop("Composite group"), max_length=40)
     if group and not CODE_RE.match(group):
         raise InvalidInput(gettext_noop("Composite group: use lower-case letters, digits, - and _ only."), field="composite_group")
     if group and limit_type in (LimitType.REPORT,):
@@ -156,8 +156,8 @@ def clean_test_fields(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def clean_header_fields(values: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"title": clean_text(values.get("title", ""), field="Title", max_length=200, required=True),
-                           "change_summary": clean_text(values.get("change_summary", ""), field="Change summary",
+    out: dict[str, Any] = {"title": clean_text(values.get("title", ""), field=gettext_noop("Title"), max_length=200, required=True),
+                           "change_summary": clean_text(values.get("change_summary", ""), field=gettext_noop("Change summary"),
                                                         max_length=5000)}
     for name, label in (("dose_min_cells_per_kg", "Minimum dose"), ("dose_max_cells_per_kg", "Maximum dose")):
         number = parse_decimal(values.get(name, ""), field=label)
@@ -244,7 +244,7 @@ def specification_clone(*, actor, specification: Specification, change_summary: 
     """A new draft version with every test and limit of ``specification``, for the site
     to change and approve. Batches pinned to the original are not affected."""
     _require_editor(actor, specification.site)
-    change_summary = clean_text(change_summary, field="Change summary", max_length=5000, required=True)
+    change_summary = clean_text(change_summary, field=gettext_noop("Change summary"), max_length=5000, required=True)
     with transaction.atomic():
         Product.objects.select_for_update().get(pk=specification.product_id)
         clone = Specification.objects.create(
@@ -379,7 +379,7 @@ def _sign(*, actor, spec: Specification, meaning: str, password: str, expected_r
 def specification_review(*, actor, specification: Specification, password: str, expected_revision: int,
                          request: HttpRequest | None = None, comment: str = "") -> Specification:
     """A QC analyst signs the draft "Reviewed" (tests, methods, units and limits)."""
-    require_site_perm(actor, specification.site, SitePerm.QC, action="review specifications")
+    require_site_perm(actor, specification.site, SitePerm.QC, action=gettext_noop("review specifications"))
     return _sign(actor=actor, spec=specification, meaning=Meaning.REVIEWED, password=password,
                  expected_revision=expected_revision, request=request, comment=comment)
 
@@ -387,7 +387,7 @@ def specification_review(*, actor, specification: Specification, password: str, 
 def specification_approve(*, actor, specification: Specification, password: str, expected_revision: int,
                           request: HttpRequest | None = None, comment: str = "") -> Specification:
     """A QP, not the reviewer, signs the reviewed draft "Approved": it becomes approved."""
-    require_site_perm(actor, specification.site, SitePerm.CERTIFY, action="approve specifications")
+    require_site_perm(actor, specification.site, SitePerm.CERTIFY, action=gettext_noop("approve specifications"))
     return _sign(actor=actor, spec=specification, meaning=Meaning.APPROVED, password=password,
                  expected_revision=expected_revision, request=request, comment=comment)
 
@@ -416,7 +416,7 @@ def _transition(actor, spec: Specification, to: str, *, reason: str = "") -> Non
 def specification_make_effective(*, actor, specification: Specification) -> Specification:
     """New batches of the product pin this version from now on; the version in force
     before is superseded in the same transaction. Batches already made keep theirs."""
-    require_site_perm(actor, specification.site, SitePerm.CERTIFY, action="put specifications into effect")
+    require_site_perm(actor, specification.site, SitePerm.CERTIFY, action=gettext_noop("put specifications into effect"))
     with transaction.atomic():
         Product.objects.select_for_update().get(pk=specification.product_id)
         locked = Specification.objects.select_for_update().get(pk=specification.pk)
