@@ -35,8 +35,7 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.SUCCESS("  intact"))
             else:
                 broken += 1
-                where = f"first broken event #{report.first_broken_seq}" if report.first_broken_seq else "see below"
-                self.stdout.write(self.style.ERROR(f"  BROKEN: {where}"))
+                self.stdout.write(self.style.ERROR(f"  BROKEN: first broken event #{report.first_broken_seq}"))
                 for problem in report.problems:
                     self.stdout.write(self.style.ERROR(f"  {problem}"))
         if broken:
