@@ -54,7 +54,7 @@ from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
 from carmfg.esign.models import Meaning
 from carmfg.esign.services import signature_apply, signature_reauthenticate, signatures_void_changed
-from carmfg.exceptions import InvalidInput, InvalidTransition, StaleRecord
+from carmfg.exceptions import InvalidInput, InvalidTransition, Label, StaleRecord
 from carmfg.textinput import REASON_MAX_LENGTH, clean_text
 
 # The server's clock decides; a workstation a little ahead is tolerated, no more.
@@ -70,16 +70,16 @@ def intake_criteria_for(site, product) -> IntakeCriteria:
 
 def _number(value, *, field: str, label: str, low: Decimal, high: Decimal, places: int, low_open: bool = False) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": label}, field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": Label(label)}, field=field)
     try:
         number = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": label}, field=field) from None
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": Label(label)}, field=field) from None
     too_low = number <= low if low_open else number < low
     if not number.is_finite() or too_low or number > high:
         message = (gettext_noop("%(field)s: must be more than %(low)s and at most %(high)s.") if low_open
                    else gettext_noop("%(field)s: must be at least %(low)s and at most %(high)s."))
-        raise InvalidInput(message, params={"field": label, "low": f"{low:,}", "high": f"{high:,}"}, field=field)
+        raise InvalidInput(message, params={"field": Label(label), "low": f"{low:,}", "high": f"{high:,}"}, field=field)
     return number.quantize(Decimal(1).scaleb(-places))
 
 
@@ -96,15 +96,15 @@ def intake_criteria_set(*, actor, product, reason: str, password: str, request: 
         raise InvalidInput(gettext_noop("The form is out of date (criteria missing). Reload the page."))
     reason = clean_text(reason, field=gettext_noop("reason"), max_length=REASON_MAX_LENGTH, required=True)
     cleaned = {
-        "min_cd3_cells": _number(values["min_cd3_cells"], field="min_cd3_cells", label="Minimum CD3+ cells",
+        "min_cd3_cells": _number(values["min_cd3_cells"], field="min_cd3_cells", label=gettext_noop("Minimum CD3+ cells"),
                                  low=Decimal(0), high=Decimal("1e13"), places=0, low_open=True),
         "min_temperature_c": _number(values["min_temperature_c"], field="min_temperature_c",
-                                     label="Lowest transport temperature", low=Decimal(-200), high=Decimal(60), places=1),
+                                     label=gettext_noop("Lowest transport temperature"), low=Decimal(-200), high=Decimal(60), places=1),
         "max_temperature_c": _number(values["max_temperature_c"], field="max_temperature_c",
-                                     label="Highest transport temperature", low=Decimal(-200), high=Decimal(60), places=1),
+                                     label=gettext_noop("Highest transport temperature"), low=Decimal(-200), high=Decimal(60), places=1),
         "max_hours_collection_to_receipt": _number(
             values["max_hours_collection_to_receipt"], field="max_hours_collection_to_receipt",
-            label="Longest time from collection to receipt (h)", low=Decimal(0), high=Decimal(168), places=1,
+            label=gettext_noop("Longest time from collection to receipt (h)"), low=Decimal(0), high=Decimal(168), places=1,
             low_open=True),
     }
     if cleaned["min_temperature_c"] >= cleaned["max_temperature_c"]:
@@ -132,9 +132,9 @@ def intake_criteria_set(*, actor, product, reason: str, password: str, request: 
 
 def _moment(value, *, field: str, label: str, now: dt.datetime) -> dt.datetime:
     if not isinstance(value, dt.datetime) or timezone.is_naive(value):
-        raise InvalidInput(gettext_noop("%(field)s: expected a date and time."), params={"field": label}, field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a date and time."), params={"field": Label(label)}, field=field)
     if value > now + CLOCK_TOLERANCE:
-        raise InvalidInput(gettext_noop("%(field)s: is in the future."), params={"field": label}, field=field)
+        raise InvalidInput(gettext_noop("%(field)s: is in the future."), params={"field": Label(label)}, field=field)
     return value
 
 
@@ -230,9 +230,9 @@ def intake_record(
             # The identity check comes first: a wrong bag is refused whatever else is typed.
             label = identify_label(donation=locked, scanned_code=label_scanned_code,
                                    containers={ContainerType.APHERESIS_BAG})
-            started = _moment(collection_started_at, field="collection_started_at", label="Collection start", now=now)
-            ended = _moment(collection_ended_at, field="collection_ended_at", label="Collection end", now=now)
-            received = _moment(received_at, field="received_at", label="Receipt", now=now)
+            started = _moment(collection_started_at, field="collection_started_at", label=gettext_noop("Collection start"), now=now)
+            ended = _moment(collection_ended_at, field="collection_ended_at", label=gettext_noop("Collection end"), now=now)
+            received = _moment(received_at, field="received_at", label=gettext_noop("Receipt"), now=now)
             if ended <= started:
                 raise InvalidInput(gettext_noop("Collection end: must be after the collection start."),
                                    field="collection_ended_at")
@@ -243,11 +243,11 @@ def intake_record(
             if received < ended:
                 raise InvalidInput(gettext_noop("Receipt: must be after the end of collection."), field="received_at")
             temperature = clean_temperature(transport_temperature_c, required=True, field="transport_temperature_c")
-            volume = _number(volume_ml, field="volume_ml", label="Volume (mL)", low=Decimal(0), high=Decimal(5000),
+            volume = _number(volume_ml, field="volume_ml", label=gettext_noop("Volume (mL)"), low=Decimal(0), high=Decimal(5000),
                              places=1, low_open=True)
-            wbc = _number(wbc_10e3_per_ul, field="wbc_10e3_per_ul", label="WBC (×10³/µL)", low=Decimal(0),
+            wbc = _number(wbc_10e3_per_ul, field="wbc_10e3_per_ul", label=gettext_noop("WBC (×10³/µL)"), low=Decimal(0),
                           high=Decimal(10000), places=2, low_open=True)
-            cd3 = _number(cd3_cells_total, field="cd3_cells_total", label="CD3+ cells (total)", low=Decimal(0),
+            cd3 = _number(cd3_cells_total, field="cd3_cells_total", label=gettext_noop("CD3+ cells (total)"), low=Decimal(0),
                           high=Decimal("1e13"), places=0, low_open=True)
             if not isinstance(bag_intact, bool):
                 raise InvalidInput(gettext_noop("Bag integrity: answer yes or no."), field="bag_intact")

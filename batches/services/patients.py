@@ -23,7 +23,7 @@ from batches.services.transitions import batch_transition
 from carmfg.accounts.permissions import SitePerm, require_site_perm
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record, diff_fields
-from carmfg.exceptions import InvalidInput, InvalidTransition, StaleRecord
+from carmfg.exceptions import InvalidInput, InvalidTransition, Label, StaleRecord
 from carmfg.textinput import REASON_MAX_LENGTH, clean_text
 
 EARLIEST_BIRTH_YEAR = 1900
@@ -71,26 +71,26 @@ def _code(value, *, field: str, label: str) -> str:
     text = clean_text(value, field=field, max_length=64, required=True)
     if not _CODE_RE.fullmatch(text):
         raise InvalidInput(gettext_noop("%(field)s: letters, digits and punctuation only, no spaces (as its barcode "
-                                        "carries it)."), params={"field": label}, field=field)
+                                        "carries it)."), params={"field": Label(label)}, field=field)
     return text
 
 
 def _decimal(value, *, field: str, label: str, low: Decimal, high: Decimal, places: int) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": label}, field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": Label(label)}, field=field)
     try:
         number = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": label}, field=field) from None
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": Label(label)}, field=field) from None
     if not number.is_finite() or not low <= number <= high:
         raise InvalidInput(gettext_noop("%(field)s: must be between %(low)s and %(high)s."),
-                           params={"field": label, "low": f"{low:,}", "high": f"{high:,}"}, field=field)
+                           params={"field": Label(label), "low": f"{low:,}", "high": f"{high:,}"}, field=field)
     return number.quantize(Decimal(1).scaleb(-places))
 
 
 def _date(value, *, field: str, label: str) -> dt.date:
     if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
-        raise InvalidInput(gettext_noop("%(field)s: expected a date."), params={"field": label}, field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a date."), params={"field": Label(label)}, field=field)
     return value
 
 
@@ -102,14 +102,14 @@ def _clean_patient(site, values: dict) -> dict:
         out["birth_year"] = _birth_year(values["birth_year"], site)
     if "hospital_record_number" in values:
         out["hospital_record_number"] = _code(values["hospital_record_number"], field="hospital_record_number",
-                                              label="Hospital record number")
+                                              label=gettext_noop("Hospital record number"))
     if "wristband_code" in values:
-        out["wristband_code"] = _code(values["wristband_code"], field="wristband_code", label="Wristband code")
+        out["wristband_code"] = _code(values["wristband_code"], field="wristband_code", label=gettext_noop("Wristband code"))
     if "weight_kg" in values:
-        out["weight_kg"] = _decimal(values["weight_kg"], field="weight_kg", label="Weight (kg)",
+        out["weight_kg"] = _decimal(values["weight_kg"], field="weight_kg", label=gettext_noop("Weight (kg)"),
                                     low=WEIGHT_MIN_KG, high=WEIGHT_MAX_KG, places=1)
     if "weight_measured_on" in values:
-        day = _date(values["weight_measured_on"], field="weight_measured_on", label="Weight measured on")
+        day = _date(values["weight_measured_on"], field="weight_measured_on", label=gettext_noop("Weight measured on"))
         if day > site_today(site):
             raise InvalidInput(gettext_noop("Weight measured on: the date is in the future."), field="weight_measured_on")
         out["weight_measured_on"] = day
@@ -218,15 +218,15 @@ def _clean_order(site, values: dict) -> dict:
         out["physician_email"] = email
     if "target_dose_cells_per_kg" in values:
         out["target_dose_cells_per_kg"] = _decimal(
-            values["target_dose_cells_per_kg"], field="target_dose_cells_per_kg", label="Target dose (cells/kg)",
+            values["target_dose_cells_per_kg"], field="target_dose_cells_per_kg", label=gettext_noop("Target dose (cells/kg)"),
             low=Decimal(1), high=DOSE_MAX_CELLS_PER_KG, places=0)
     if "planned_collection_date" in values:
         out["planned_collection_date"] = _date(values["planned_collection_date"], field="planned_collection_date",
-                                               label="Planned collection date")
+                                               label=gettext_noop("Planned collection date"))
     if "planned_infusion_date" in values:
         day = values["planned_infusion_date"]
         out["planned_infusion_date"] = None if day in (None, "") else _date(
-            day, field="planned_infusion_date", label="Planned infusion date")
+            day, field="planned_infusion_date", label=gettext_noop("Planned infusion date"))
     return out
 
 
@@ -341,7 +341,7 @@ def donation_register(*, actor, order: Order, collection_date=None) -> Donation:
     require_site_perm(actor, site, SitePerm.PATIENTS, action=gettext_noop("register collections"))
     day = site_today(site)
     collection_date = collection_date or order.planned_collection_date
-    collection_date = _date(collection_date, field="collection_date", label="Collection date")
+    collection_date = _date(collection_date, field="collection_date", label=gettext_noop("Collection date"))
     if abs((collection_date - day).days) > 7:
         raise InvalidInput(gettext_noop("Collection date: register the collection within a week of the day of "
                                         "apheresis."), field="collection_date")

@@ -151,3 +151,13 @@ def test_a_refused_reason_is_named_in_russian_on_the_page(site, coordinator, pro
     assert "reason: contains" not in page
     order.refresh_from_db()
     assert order.status != "cancelled"
+
+
+def test_a_refused_patient_value_is_named_in_russian_and_kept_english(site, coordinator):
+    with pytest.raises(InvalidInput) as refused:
+        a_patient(coordinator, site, weight_kg="heavy")
+
+    assert refused.value.message == "Weight (kg): expected a number."
+    assert refused.value.field == "weight_kg"
+    with translation.override("ru"):
+        assert refused.value.text == "Масса тела (кг): ожидается число."
