@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils.translation import gettext_noop
 
-from carmfg.exceptions import InvalidInput
+from carmfg.exceptions import InvalidInput, Label
 
 QUALIFIERS = {"": "", "=": "", "<": "<", "<=": "<=", "≤": "<=", ">": ">", ">=": ">=", "≥": ">="}
 QUALITATIVE_PAIRS = {
@@ -103,13 +103,13 @@ class Evaluation:
     detail: str
 
 
-def parse_number(raw: object, *, field: str = "Value") -> tuple[str, Decimal]:
+def parse_number(raw: object, *, field: str = gettext_noop("Value")) -> tuple[str, Decimal]:
     """Parse what an analyst typed: "0.5", "≤0.5", "< 0.5", "1.2e9". Returns (qualifier, value)."""
     if isinstance(raw, Decimal):
         return "", raw
     if not isinstance(raw, str):
         raise InvalidInput(gettext_noop("%(field)s: expected a number."),
-                           params={"field": field}, field=field.lower())
+                           params={"field": Label(field)}, field=field.lower())
     text = raw.strip().replace(",", ".").replace(" ", "")
     qualifier = ""
     for q in ("<=", ">=", "≤", "≥", "<", ">", "="):
@@ -120,11 +120,11 @@ def parse_number(raw: object, *, field: str = "Value") -> tuple[str, Decimal]:
         value = Decimal(text)
     except (InvalidOperation, ValueError):
         raise InvalidInput(gettext_noop("%(field)s: %(raw)s is not a number (write e.g. 0.5, ≤0.5 or 1.2e9)."),
-                           params={"field": field, "raw": repr(raw)},
+                           params={"field": Label(field), "raw": repr(raw)},
                            field=field.lower()) from None
     if not value.is_finite() or abs(value) >= Decimal("1e18"):
         raise InvalidInput(gettext_noop("%(field)s: %(raw)s is out of range."),
-                           params={"field": field, "raw": repr(raw)}, field=field.lower())
+                           params={"field": Label(field), "raw": repr(raw)}, field=field.lower())
     return qualifier, value
 
 
