@@ -33,7 +33,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from carmfg.audit.models import ChainHead
 from carmfg.canonical import GENESIS_HASH, canonical_json
@@ -80,6 +80,7 @@ _PG_COLUMNS_AS_JSON = _pg_columns_as_json()
 # The constraint of migration 0004 (keep the two texts identical: the verifier compares
 # the live constraint with this one).
 PG_GUARD = "audit_columns_match_canonical"
+PG_UNIQUE_SEQUENCE = "audit_gap_free_sequence_per_chain"  # the links check relies on it
 PG_GUARD_CHECK = f"canonical IS NULL OR canonical::jsonb = {_PG_COLUMNS_AS_JSON}"
 
 # Guard intact: links and stored-text hashes in one scan that PostgreSQL can run in
@@ -90,7 +91,7 @@ LEFT JOIN audit_auditevent p ON p.chain = e.chain AND p.seq = e.seq - 1
 WHERE e.chain = %(chain)s AND (
     e.prev_hash IS DISTINCT FROM (CASE WHEN e.seq = 1 THEN %(genesis)s ELSE p.hash END)
     OR e.canonical IS NULL
-    OR encode(sha256(convert_to(e.canonical, 'UTF8')), 'hex') <> e.hash
+    OR encode(sha256(convert_to(e.canonical, 'UTF8')), 'hex') IS DISTINCT FROM e.hash
 )
 ORDER BY e.seq
 """
@@ -146,37 +147,55 @@ def _python_rows(chain: int, page: int = 5000) -> Iterator[tuple[tuple, int, str
                 before_seq, before_hash = row[_SEQ], row[_HASH]
 
 
+class GuardUnverifiable(Exception):
+    """The guard could not be compared here (e.g. a read-only standby cannot create the
+    temporary table): the chain is then checked column by column, which is complete."""
+
+
 def pg_guard_problem() -> str | None:
-    """Why the column guard of migration 0004 cannot be trusted, or None when it can."""
-    with transaction.atomic(), connection.cursor() as cursor:
+    """Why the column guard of migration 0004 (and the gap-free sequence it relies on)
+    cannot be trusted, or None when it can. Raises GuardUnverifiable when this
+    connection cannot compare it."""
+    with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT convalidated, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = 'audit_auditevent'::regclass AND conname = %s AND contype = 'c'",
-            [PG_GUARD],
+            "SELECT conname, contype, convalidated, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'audit_auditevent'::regclass AND conname IN (%s, %s)",
+            [PG_GUARD, PG_UNIQUE_SEQUENCE],
         )
-        live = cursor.fetchone()
-        if live is None:
-            return (f"the database no longer guards the audit columns: constraint {PG_GUARD} was removed "
-                    "(every event was checked column by column instead)")
-        # The expected definition as this very server prints it: the same constraint on
-        # an empty temporary copy of the table, dropped again at once.
-        cursor.execute("DROP TABLE IF EXISTS pg_temp.carmfg_guard_probe")
-        cursor.execute("CREATE TEMPORARY TABLE carmfg_guard_probe (LIKE audit_auditevent) ON COMMIT DROP")
-        cursor.execute(f"ALTER TABLE carmfg_guard_probe ADD CONSTRAINT {PG_GUARD} CHECK ({PG_GUARD_CHECK})")
-        cursor.execute(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = 'carmfg_guard_probe'::regclass AND conname = %s", [PG_GUARD],
-        )
-        expected = cursor.fetchone()[0]
-        cursor.execute("DROP TABLE pg_temp.carmfg_guard_probe")
-    validated, definition = live
-    if definition.removesuffix(" NOT VALID") != expected:
+        live = {name: (kind, validated, definition) for name, kind, validated, definition in cursor.fetchall()}
+    if live.get(PG_UNIQUE_SEQUENCE, ("",))[0] != "u" or live[PG_UNIQUE_SEQUENCE][2] != "UNIQUE (chain, seq)":
+        return (f"the database no longer keeps one event per sequence number: constraint {PG_UNIQUE_SEQUENCE} "
+                "was removed or changed (every event was checked column by column instead)")
+    if PG_GUARD not in live or live[PG_GUARD][0] != "c":
+        return (f"the database no longer guards the audit columns: constraint {PG_GUARD} was removed "
+                "(every event was checked column by column instead)")
+    _kind, validated, definition = live[PG_GUARD]
+    if definition.removesuffix(" NOT VALID") != _expected_guard_definition():
         return (f"the database's guard of the audit columns was changed (constraint {PG_GUARD}); "
                 "every event was checked column by column instead")
     if not validated:
         return (f"the database's guard of the audit columns is not validated (constraint {PG_GUARD} was "
                 "re-added NOT VALID, so stored events may break it); every event was checked column by column")
     return None
+
+
+def _expected_guard_definition() -> str:
+    """The guard's definition as this very server prints it: the same constraint on an
+    empty temporary copy of the table, dropped again at once."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS pg_temp.carmfg_guard_probe")
+            cursor.execute("CREATE TEMPORARY TABLE carmfg_guard_probe (LIKE audit_auditevent) ON COMMIT DROP")
+            cursor.execute(f"ALTER TABLE carmfg_guard_probe ADD CONSTRAINT {PG_GUARD} CHECK ({PG_GUARD_CHECK})")
+            cursor.execute(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'carmfg_guard_probe'::regclass AND conname = %s", [PG_GUARD],
+            )
+            expected = cursor.fetchone()[0]
+            cursor.execute("DROP TABLE pg_temp.carmfg_guard_probe")
+    except DatabaseError as exc:  # read-only transaction, standby, no TEMP privilege
+        raise GuardUnverifiable(str(exc)) from exc
+    return expected
 
 
 def _pg_suspects(chain: int, *, deep: bool) -> Iterator[tuple[tuple, int, str, bool]]:
@@ -229,8 +248,19 @@ def _problem(row: tuple, before_seq: int, before_hash: str, intact: bool) -> str
 
 def verify_chain(chain: int, *, deep: bool = False) -> ChainReport:
     """Check one chain. On PostgreSQL the columns are compared with the sealed text event
-    by event only with ``deep=True`` or when the database's guard cannot be trusted."""
+    by event only with ``deep=True`` or when the database's guard cannot be trusted;
+    everything is read in one snapshot (repeatable read), so writers may go on."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        return _verify(chain, deep=deep)
+
+
+def _verify(chain: int, *, deep: bool) -> ChainReport:
     report = ChainReport(chain=chain)
+    head = ChainHead.objects.filter(chain=chain).first()
     guard_problem = None
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -240,9 +270,13 @@ def verify_chain(chain: int, *, deep: bool = False) -> ChainReport:
             report.count, report.head_seq = cursor.fetchone()
             cursor.execute("SELECT hash FROM audit_auditevent WHERE chain = %s ORDER BY seq DESC LIMIT 1", [chain])
             last = cursor.fetchone()
-            report.head_hash = last[0] if last else GENESIS_HASH
-        guard_problem = pg_guard_problem()
-        checked = _pg_suspects(chain, deep=deep or guard_problem is not None)
+            report.head_hash = (last[0] or "") if last else GENESIS_HASH
+        try:
+            guard_problem = pg_guard_problem()
+            trusted = guard_problem is None
+        except GuardUnverifiable:
+            trusted = False
+        checked = _pg_suspects(chain, deep=deep or not trusted)
     else:
         checked = _python_rows(chain)
     for row, before_seq, before_hash, intact in checked:
@@ -253,7 +287,11 @@ def verify_chain(chain: int, *, deep: bool = False) -> ChainReport:
         if problem and report.first_broken_seq is None:
             report.first_broken_seq = row[_SEQ]
             report.problems.append(problem)
-    head = ChainHead.objects.filter(chain=chain).first()
+    if report.count != report.head_seq:
+        report.problems.append(
+            f"{report.count} events for sequence numbers 1 to {report.head_seq}: "
+            "an event was added twice or a sequence number is missing"
+        )
     if head is not None and (head.seq, head.hash) != (report.head_seq, report.head_hash):
         report.problems.append(
             f"chain head says event {head.seq} ({head.hash[:12]}…) but the events end at "

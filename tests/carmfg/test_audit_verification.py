@@ -193,3 +193,46 @@ def test_a_tampered_guard_alone_breaks_the_chain(site, technician):
     assert not report.ok
     assert report.first_broken_seq is None
     assert "was removed" in report.problems[0]
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_an_event_added_twice_behind_a_dropped_unique_constraint_is_found(site, technician):
+    """The owner drops the one-event-per-sequence-number constraint and adds a second,
+    well-linked and well-sealed event with the last event's number."""
+    events = _chain(site, technician, n=3)
+    _guard_sql("ALTER TABLE audit_auditevent DROP CONSTRAINT audit_gap_free_sequence_per_chain")
+    twin = AuditEvent.objects.get(pk=events[-1].pk)
+    twin.pk, twin.reason = None, "a second story"
+    event_seal(twin)
+    with connection.cursor() as cursor:  # a plain INSERT: neither trigger nor guard refuses it
+        cursor.execute(
+            "INSERT INTO audit_auditevent (chain, seq, occurred_at, actor_id, actor_username, actor_name, site_id, "
+            "action, object_type, object_id, object_repr, root_type, root_id, changes, reason, request_id, "
+            "prev_hash, hash, canonical) SELECT chain, seq, occurred_at, actor_id, actor_username, actor_name, "
+            "site_id, action, object_type, object_id, object_repr, root_type, root_id, changes, %s, request_id, "
+            "prev_hash, %s, %s FROM audit_auditevent WHERE id = %s",
+            [twin.reason, twin.hash, twin.canonical, events[-1].pk],
+        )
+
+    report = verify_chain(site.pk)
+
+    assert not report.ok
+    assert any("added twice" in problem for problem in report.problems)
+    assert any("one event per sequence number" in problem for problem in report.problems)
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_a_read_only_connection_checks_every_column_instead_of_the_guard(site, technician):
+    """A standby or read-only transaction cannot build the guard's temporary copy: the
+    chain is still verified, column by column, and an edit is still found."""
+    events = _chain(site, technician)
+    with CaptureQueriesContext(connection) as queries:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the test's pending FK checks, before read-only
+            cursor.execute("SET TRANSACTION READ ONLY")
+        report = verify_chain(site.pk)
+    assert report.ok, report.problems
+    assert any("jsonb_build_object" in q["sql"] and "SELECT e.seq" in q["sql"] for q in queries.captured_queries)
+    assert report.count == report.head_seq == events[-1].seq

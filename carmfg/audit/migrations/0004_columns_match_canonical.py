@@ -34,6 +34,8 @@ NAME = "audit_columns_match_canonical"
 def install(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
+    # A validation that failed before left the constraint NOT VALID: start again.
+    schema_editor.execute(f"ALTER TABLE audit_auditevent DROP CONSTRAINT IF EXISTS {NAME}")
     schema_editor.execute(f"ALTER TABLE audit_auditevent ADD CONSTRAINT {NAME} CHECK ({CHECK}) NOT VALID")
     schema_editor.execute(f"ALTER TABLE audit_auditevent VALIDATE CONSTRAINT {NAME}")
 

@@ -35,7 +35,8 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.SUCCESS("  intact"))
             else:
                 broken += 1
-                self.stdout.write(self.style.ERROR(f"  BROKEN: first broken event #{report.first_broken_seq}"))
+                where = f"first broken event #{report.first_broken_seq}" if report.first_broken_seq else "see below"
+                self.stdout.write(self.style.ERROR(f"  BROKEN: {where}"))
                 for problem in report.problems:
                     self.stdout.write(self.style.ERROR(f"  {problem}"))
         if broken:
