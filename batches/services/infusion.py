@@ -36,6 +36,7 @@ from batches.services.patients import order_set_status
 from carmfg.accounts.permissions import SitePerm, require_site_perm
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
+from carmfg.esign.exceptions import SignatureRefused
 from carmfg.esign.models import Meaning
 from carmfg.esign.services import signature_apply, signature_reauthenticate
 from carmfg.exceptions import InvalidInput
@@ -64,7 +65,15 @@ def infusion_record(
             or not 1 <= fraction_number <= len(percents):
         raise InvalidInput(gettext_noop("Fraction: choose 1 to %(count)s."), params={"count": len(percents)},
                            field="fraction_number")
-    reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=batch)
+    # The password is checked first (a refusal is audited on its own), but a wrong bag or
+    # wristband is still looked for and blocked before the refusal is raised: a
+    # chain-of-identity mismatch is never hidden behind a mistyped password.
+    try:
+        reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=batch)
+        refused_signature = None
+    except SignatureRefused as exc:
+        exc.field = exc.field or "password"
+        refused_signature = exc
     donation = batch.donation
     try:
         with transaction.atomic():
@@ -113,6 +122,8 @@ def infusion_record(
             if previous is not None and infused_at < previous.infused_at:
                 raise InvalidInput(gettext_noop("Infusion time: before fraction %(fraction)s was given."),
                                    params={"fraction": fraction_number - 1}, field="infused_at")
+            if refused_signature is not None:
+                raise refused_signature
             infusion = Infusion.objects.create(
                 site=locked.site, batch=locked, fraction_number=fraction_number,
                 fraction_percent=Decimal(str(percents[fraction_number - 1])),

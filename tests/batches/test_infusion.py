@@ -248,3 +248,25 @@ def test_a_wrong_password_records_nothing_and_is_audited(batch, coordinator, pas
     assert not Infusion.objects.exists()
     assert not CustodyEvent.objects.filter(step=CustodyStep.BEDSIDE).exists()
     assert AuditEvent.objects.filter(action=Action.SIGN_REFUSED, actor=coordinator).exists()
+
+
+def test_a_wrong_patient_is_blocked_and_audited_even_with_a_wrong_password(batch, coordinator, site):
+    """A mistyped password must not hide a chain-of-identity mismatch."""
+    batch = released(batch, coordinator)
+    someone_else = a_patient(coordinator, site, n=2)
+
+    with pytest.raises(IdentityMismatch, match="Wrong patient"):
+        _infuse(coordinator, batch, wristband=someone_else.wristband_code, password="wrong-password")
+
+    assert not Infusion.objects.exists()
+    assert AuditEvent.objects.filter(action=Action.BLOCKED, root_id=str(batch.donation_id)).exists()
+    assert AuditEvent.objects.filter(action=Action.SIGN_REFUSED, actor=coordinator).exists()
+
+
+def test_a_wrong_password_is_shown_at_the_password_field(batch, coordinator):
+    batch = released(batch, coordinator)
+
+    with pytest.raises(SignatureRefused) as refused:
+        _infuse(coordinator, batch, 1, password="wrong-password")
+
+    assert refused.value.field == "password"
