@@ -14,7 +14,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 from django.utils.translation import gettext_noop
 
-from batches.exceptions import Phrase, translate
+from batches.exceptions import Phrase
 from carmfg.exceptions import InvalidInput
 
 HUNDRED = Decimal(100)
@@ -23,11 +23,6 @@ MAX_FRACTIONS = 10
 
 class CalculationError(InvalidInput):
     default_message = gettext_noop("The calculation cannot be done with these inputs.")
-
-    @property
-    def text(self) -> str:
-        """The message in the active language, the name of the value included."""
-        return translate(self.template, self.params, english=self.message)
 
 
 def _positive(value: Decimal, label: str) -> Decimal:

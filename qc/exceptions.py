@@ -1,39 +1,14 @@
-"""QC refusals whose values are sentences themselves (the problems a checklist names).
+"""The domain errors QC raises: the project's own, re-exported here.
 
-Each keeps the name of the error it refines, so the API's problem title stays the same.
+A QC refusal often names sentences as values (the problems a checklist lists, as
+``qc.texts.Text``); ``GMPError.text`` translates such values with the message, so no
+QC-specific subclass is needed and the API's problem titles are the base errors' names.
 """
 
 from __future__ import annotations
 
-from batches import exceptions as batches_exceptions
-from carmfg import exceptions as carmfg_exceptions
-from carmfg.esign import exceptions as esign_exceptions
-from qc.texts import translate
+from batches.exceptions import NotReady
+from carmfg.esign.exceptions import SegregationOfDuties
+from carmfg.exceptions import InvalidInput, InvalidTransition
 
-
-class _TranslatedValues:
-    """``.text`` translates the values that are ``qc.texts.Text`` along with the message."""
-
-    template: str
-    params: dict
-    message: str
-
-    @property
-    def text(self) -> str:
-        return translate(self.template, self.params, english=self.message)
-
-
-class NotReady(_TranslatedValues, batches_exceptions.NotReady):
-    pass
-
-
-class SegregationOfDuties(_TranslatedValues, esign_exceptions.SegregationOfDuties):
-    pass
-
-
-class InvalidInput(_TranslatedValues, carmfg_exceptions.InvalidInput):
-    pass
-
-
-class InvalidTransition(_TranslatedValues, carmfg_exceptions.InvalidTransition):
-    pass
+__all__ = ["InvalidInput", "InvalidTransition", "NotReady", "SegregationOfDuties"]
