@@ -88,7 +88,11 @@ def _technician(base: str, session: requests.Session, batch_pk: int, step_pk: in
     while time.monotonic() < deadline and occurrence <= 500:  # bounded loop
         start = time.perf_counter()
         try:
-            response = session.post(url, timeout=120, allow_redirects=False, headers={"Referer": url}, data={
+            # A new connection per save: a kept-alive one that gunicorn closes after its
+            # idle timeout (2 s) just as the client reuses it fails the POST on the client
+            # side, before the server sees it (seen once in 176 saves, 2026-11-23).
+            response = session.post(url, timeout=120, allow_redirects=False,
+                                    headers={"Referer": url, "Connection": "close"}, data={
                 "value": "92.5", "password": PASSWORD, "expected_occurrence": occurrence,
                 "csrfmiddlewaretoken": session.cookies["csrftoken"]})
         except requests.RequestException as exc:
