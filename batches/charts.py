@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from html import escape
 
+from django.utils.translation import gettext, gettext_noop
+
 from batches.quantities import format_value
 
 WIDTH, HEIGHT = 760, 300
@@ -77,9 +79,14 @@ def expansion_chart_svg(points: list[ExpansionPoint], *, x_title: str = "Day of 
 
     last_cells = cells[-1][2] if cells else None
     last_viab = viab[-1][2] if viab else None
-    desc = (f"{len(cells)} viable cell counts"
-            + (f", last {format_value(last_cells.viable_cells)} cells" if last_cells else "")
-            + (f"; viability last {format_value(last_viab.viability_pct)} %" if last_viab else ""))
+    desc = (gettext("%(count)s viable cell counts") % {"count": len(cells)}
+            + (gettext(", last %(cells)s cells") % {"cells": format_value(last_cells.viable_cells)}
+               if last_cells else "")
+            + (gettext("; viability last %(pct)s %%") % {"pct": format_value(last_viab.viability_pct)}
+               if last_viab else ""))
+    # Outside the f-strings, where makemessages finds them.
+    cells_axis, viability_axis = gettext("Viable cells (log)"), gettext("Viability (%)")
+    cells_legend, viability_legend = gettext("Viable cells"), gettext("Viability")
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-labelledby="chart-title chart-desc" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
@@ -111,17 +118,17 @@ def expansion_chart_svg(points: list[ExpansionPoint], *, x_title: str = "Day of 
         px = sx(day)
         out.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{TOP + plot_h}" y2="{TOP + plot_h + 5}" stroke="{MUTED}"/>')
         out.append(f'<text x="{px:.1f}" y="{TOP + plot_h + 18}" text-anchor="middle" fill="{INK}">{day}</text>')
-    out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 8}" text-anchor="middle" fill="{MUTED}">{_esc(x_title)}</text>')
+    out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 8}" text-anchor="middle" fill="{MUTED}">{_esc(gettext(x_title))}</text>')
     out.append(f'<text x="14" y="{TOP + plot_h / 2:.1f}" transform="rotate(-90 14 {TOP + plot_h / 2:.1f})" '
-               f'text-anchor="middle" fill="{CELLS_COLOUR}">Viable cells (log)</text>')
+               f'text-anchor="middle" fill="{CELLS_COLOUR}">{_esc(cells_axis)}</text>')
     out.append(f'<text x="{WIDTH - 10}" y="{TOP + plot_h / 2:.1f}" transform="rotate(90 {WIDTH - 10} {TOP + plot_h / 2:.1f})" '
-               f'text-anchor="middle" fill="{VIABILITY_COLOUR}">Viability (%)</text>')
+               f'text-anchor="middle" fill="{VIABILITY_COLOUR}">{_esc(viability_axis)}</text>')
     if viability_action_min is not None and float(viability_action_min) >= v_lo:
         y = sy_viab(float(viability_action_min))
         out.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{LIMIT_COLOUR}" '
                    f'stroke-dasharray="2 4" stroke-width="1.5"/>')
-        out.append(f'<text x="{LEFT + 6}" y="{y - 5:.1f}" fill="{LIMIT_COLOUR}">viability action limit '
-                   f'{_esc(format_value(viability_action_min))} %</text>')
+        limit_text = gettext("viability action limit %(limit)s %%") % {"limit": format_value(viability_action_min)}
+        out.append(f'<text x="{LEFT + 6}" y="{y - 5:.1f}" fill="{LIMIT_COLOUR}">{_esc(limit_text)}</text>')
     if viab:
         path = " ".join(f"{'M' if i == 0 else 'L'}{sx(x):.1f},{sy_viab(v):.1f}" for i, (x, v, _) in enumerate(viab))
         out.append(f'<path d="{path}" fill="none" stroke="{VIABILITY_COLOUR}" stroke-width="2" stroke-dasharray="6 4"/>')
@@ -142,10 +149,10 @@ def expansion_chart_svg(points: list[ExpansionPoint], *, x_title: str = "Day of 
     # legend
     out.append(f'<line x1="{LEFT}" x2="{LEFT + 26}" y1="16" y2="16" stroke="{CELLS_COLOUR}" stroke-width="2.5"/>'
                f'<circle cx="{LEFT + 13}" cy="16" r="4.5" fill="{CELLS_COLOUR}"/>'
-               f'<text x="{LEFT + 32}" y="20" fill="{INK}">Viable cells</text>')
+               f'<text x="{LEFT + 32}" y="20" fill="{INK}">{_esc(cells_legend)}</text>')
     out.append(f'<line x1="{LEFT + 140}" x2="{LEFT + 166}" y1="16" y2="16" stroke="{VIABILITY_COLOUR}" stroke-width="2" '
                f'stroke-dasharray="6 4"/><rect x="{LEFT + 149}" y="12" width="8" height="8" fill="{VIABILITY_COLOUR}"/>'
-               f'<text x="{LEFT + 172}" y="20" fill="{INK}">Viability</text>')
+               f'<text x="{LEFT + 172}" y="20" fill="{INK}">{_esc(viability_legend)}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -178,4 +185,5 @@ def expansion_points(plan) -> tuple[list[ExpansionPoint], str, Decimal | None]:
         for n, row in sorted(rows.items())
     ]
     limit = viab_step.definition.action_min if viab_step is not None else None
-    return points, "Day of culture" if by_day else "Count number (one per day)", limit
+    # English (kept in a record's data); the chart translates it when drawn.
+    return points, gettext_noop("Day of culture") if by_day else gettext_noop("Count number (one per day)"), limit

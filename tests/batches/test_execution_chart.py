@@ -37,3 +37,14 @@ def test_text_in_the_chart_is_escaped():
 def test_nothing_to_plot_gives_no_chart():
     assert expansion_chart_svg([]) == ""
     assert expansion_chart_svg([ExpansionPoint(x=1.0, viable_cells=None, viability_pct=None)]) == ""
+
+
+def test_the_chart_speaks_the_readers_language():
+    from django.utils import translation
+
+    with translation.override("ru"):
+        svg = expansion_chart_svg(_points(), x_title="Day of culture", viability_action_min=D("70"))
+
+    assert "Viable cells" not in svg
+    assert "viability action limit" not in svg
+    assert "Day of culture" not in svg
