@@ -149,14 +149,13 @@ def _months_back(first: dt.date, n: int) -> list[dt.date]:
 
 
 def collection_day(batch: Batch) -> dt.date | None:
-    """The apheresis day: printed on the labels, else the start of the recorded collection."""
+    """The apheresis day: the start of the collection recorded at intake (what the
+    release queue counts from too), else the day printed on the labels."""
     donation = batch.donation
-    if donation.collection_date is not None:
-        return donation.collection_date
     intake = getattr(donation, "intake", None)
     if intake is not None:
         return intake.collection_started_at.astimezone(batch.site.zone).date()
-    return None
+    return donation.collection_date
 
 
 def vein_to_vein_days(collected_on: dt.date | None, infused_on: dt.date) -> int | None:

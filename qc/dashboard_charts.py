@@ -36,8 +36,11 @@ def stage_chart_svg(stages: list[StageCount], *, title: str | None = None) -> st
     if not stages:
         return ""
     title = title or _("Batches in flight by stage")
-    row_h, left, right, top = 30, 300, 60, 10
+    row_h, right, top = 30, 60, 10
     width = 760
+    # Room for the longest stage name (about 7 px a character at 12 px; Russian names
+    # run longer than English ones), within bounds that leave the bars room.
+    left = int(min(440, max(160, 7.2 * max(len(s.stage) for s in stages) + 20)))
     height = top * 2 + row_h * len(stages)
     most = max(s.count for s in stages)
     plot_w = width - left - right

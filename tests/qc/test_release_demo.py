@@ -31,6 +31,8 @@ def test_the_demo_has_a_clean_batch_an_out_of_spec_one_and_a_late_failure(db, dj
     assert Alert.objects.filter(recipient=qp, acknowledged_at__isnull=True).exists()
     # Infused a week after apheresis: the dashboards show a plausible vein-to-vein time.
     assert collection_day(rows["EK"].batch) == site_today(site) - dt.timedelta(days=7)
+    # The day the collection was recorded at intake counts, not the label's registration day.
+    assert collection_day(rows["LN"].batch) == site_today(site) - dt.timedelta(days=9)
     counts = (TestResult.objects.count(), Certification.objects.count())
 
     call_command("seed_demo", stdout=io.StringIO())
