@@ -34,6 +34,7 @@ from batches.models.execution import (
     StepRecord,
     StepStatus,
 )
+from batches.models.intake_correction import IntakeCorrection
 from batches.models.mbr import (
     MBR_TRANSITIONS,
     MasterBatchRecord,
@@ -50,7 +51,7 @@ from batches.models.products import Product, RegulatoryPathway, ReleaseModel
 __all__ = [
     "ALLOWED_TRANSITIONS", "ApheresisIntake", "Batch", "BatchFailureReason", "BatchState", "ContainerType",
     "CustodyEvent", "CustodyStep", "Deviation", "DeviationClass", "DeviationSource", "DeviationStatus", "DeviationUseApproval", "Donation",
-    "Equipment", "EquipmentStatus", "Infusion", "IntakeCriteria", "IntakeOutcome", "Label", "LabelStatus",
+    "Equipment", "EquipmentStatus", "Infusion", "IntakeCorrection", "IntakeCriteria", "IntakeOutcome", "Label", "LabelStatus",
     "LimitResult", "LotStatus", "MBR_TRANSITIONS", "MasterBatchRecord", "MbrApproval", "MbrApprovalRole", "MaterialLot", "MbrStatus", "Order", "OrderStatus", "Patient",
     "Product", "RegulatoryPathway", "ReleaseModel", "StageDefinition", "StepCorrection", "StepDefinition",
     "SiteCounter", "StepKind", "StepRecord", "StepStatus",
