@@ -19,6 +19,7 @@ from batches.models import (
     StageDefinition,
     StepDefinition,
 )
+from carmfg.accounts.services import profile_language_set
 from qc.models import Specification, SpecStatus, TestDefinition
 from qc.spec_data import ARI_0001_LIKE, definition_rows
 
@@ -124,5 +125,27 @@ def make_batch(db):
         return Batch.objects.create(
             site=site, number=f"B-{site.code.upper()}-2026-{n:04d}", order=order, donation=donation, product=product,
             mbr=pinned, created_at=timezone.now())
+
+    return make
+
+
+@pytest.fixture
+def started_batch(shipped_mbr, demo_materials, make_batch, technician):
+    """A batch of the shipped recipe, started by the technician (in process, no step recorded
+    yet), with the demo's lots and equipment on site."""
+    from batches.services.execution import batch_start
+
+    batch = make_batch(shipped_mbr.product)
+    return batch_start(actor=technician, batch=batch, expected_version=batch.version)
+
+
+@pytest.fixture
+def russian_client(client_for):
+    """``russian_client(user)``: a client logged in as ``user``, who chose Russian in their
+    profile (pages and messages in Russian; what is stored stays English)."""
+
+    def make(user):
+        profile_language_set(actor=user, language="ru")
+        return client_for(user)
 
     return make

@@ -18,7 +18,6 @@ from batches.isbt128 import DinError, parse_din
 from batches.models import CustodyStep, OrderStatus, StepRecord
 from batches.progress import load_plan
 from batches.scans import ScanError, parse_label_scan
-from batches.services.execution import batch_start
 from carmfg.accounts.services import profile_language_set
 from carmfg.audit.models import Action, AuditEvent
 from carmfg.exceptions import GMPError
@@ -26,14 +25,10 @@ from tests.batches.coi_steps import a_collection, a_patient, an_order
 from tests.conftest import PASSWORD
 
 
-def _russian(client_for, user):
-    profile_language_set(actor=user, language="ru")
-    return client_for(user)
-
-
-def test_a_cancelled_order_is_announced_in_russian_and_audited_in_english(site, coordinator, product, client_for):
+def test_a_cancelled_order_is_announced_in_russian_and_audited_in_english(site, coordinator, product,
+                                                                          russian_client):
     order = an_order(coordinator, a_patient(coordinator, site), product)
-    client = _russian(client_for, coordinator)
+    client = russian_client(coordinator)
 
     response = client.post(f"/batches/orders/{order.pk}/cancel/",
                            {"reason": "Patient no longer eligible", "version": order.version}, follow=True)
@@ -49,9 +44,9 @@ def test_a_cancelled_order_is_announced_in_russian_and_audited_in_english(site, 
     assert event.changes["status"]["new"] == OrderStatus.CANCELLED
 
 
-def test_an_order_that_is_not_cancelled_says_why_in_russian(site, coordinator, product, client_for):
+def test_an_order_that_is_not_cancelled_says_why_in_russian(site, coordinator, product, russian_client):
     order = an_order(coordinator, a_patient(coordinator, site), product)
-    client = _russian(client_for, coordinator)
+    client = russian_client(coordinator)
 
     page = client.post(f"/batches/orders/{order.pk}/cancel/", {"reason": "Stop", "version": order.version + 1},
                        follow=True).content.decode()
@@ -73,19 +68,14 @@ def test_the_same_message_stays_english_for_an_english_reader(site, coordinator,
     assert f"Order {order.number} cancelled." in page
 
 
-@pytest.fixture
-def batch(shipped_mbr, demo_materials, make_batch, technician):
-    batch = make_batch(shipped_mbr.product)
-    return batch_start(actor=technician, batch=batch, expected_version=batch.version)
-
-
-def test_a_refused_value_is_explained_in_russian_with_its_values(batch, technician, verifier, client_for):
-    run_good_steps(batch=batch, technician=technician, verifier=verifier, password=PASSWORD,
+def test_a_refused_value_is_explained_in_russian_with_its_values(started_batch, technician, verifier,
+                                                                  russian_client):
+    run_good_steps(batch=started_batch, technician=technician, verifier=verifier, password=PASSWORD,
                    stop_before="apheresis_volume_ml")
-    state = load_plan(batch).by_code["apheresis_volume_ml"]
-    client = _russian(client_for, technician)
+    state = load_plan(started_batch).by_code["apheresis_volume_ml"]
+    client = russian_client(technician)
 
-    response = client.post(f"/batches/{batch.pk}/steps/{state.definition.pk}/record/",
+    response = client.post(f"/batches/{started_batch.pk}/steps/{state.definition.pk}/record/",
                            {"value": "80.125", "unit": "mL", "password": PASSWORD, "expected_occurrence": 1})
 
     assert response.status_code == 400
@@ -93,7 +83,7 @@ def test_a_refused_value_is_explained_in_russian_with_its_values(batch, technici
     assert "80.125" in page
     assert "знаков после запятой" in page
     assert "decimal places" not in page
-    assert not StepRecord.objects.filter(batch=batch, definition=state.definition).exists()
+    assert not StepRecord.objects.filter(batch=started_batch, definition=state.definition).exists()
 
 
 def test_calculation_and_scan_refusals_keep_english_for_the_record_and_translate_for_the_reader():
@@ -129,9 +119,9 @@ def test_a_per_cent_sign_survives_in_both_languages():
 
 
 def test_an_unreadable_custody_scan_is_explained_in_russian_and_audited_in_english(site, coordinator, product,
-                                                                                  technician, client_for):
+                                                                                  technician, russian_client):
     donation = a_collection(coordinator, a_patient(coordinator, site), product)
-    client = _russian(client_for, technician)
+    client = russian_client(technician)
 
     response = client.post(f"/batches/donations/{donation.pk}/custody/{CustodyStep.TRANSPORT}/",
                            {"temperature_c": "4.0", "location": "Ward 3", "scanned_code": "HELLO"})
@@ -146,12 +136,13 @@ def test_an_unreadable_custody_scan_is_explained_in_russian_and_audited_in_engli
                                       "(5 facility, 2 year, 6 sequence).")
 
 
-def test_why_a_step_cannot_be_done_yet_is_shown_in_russian_and_kept_english(batch, technician, client_for):
-    state = load_plan(batch).steps[2]
+def test_why_a_step_cannot_be_done_yet_is_shown_in_russian_and_kept_english(started_batch, technician,
+                                                                           russian_client):
+    state = load_plan(started_batch).steps[2]
     assert state.refusal.startswith("Earlier steps must be done first: ")
-    client = _russian(client_for, technician)
+    client = russian_client(technician)
 
-    page = client.get(f"/batches/{batch.pk}/", {"step": state.definition.pk}).content.decode()
+    page = client.get(f"/batches/{started_batch.pk}/", {"step": state.definition.pk}).content.decode()
 
     assert "Сначала нужно выполнить предыдущие шаги: " in page
     assert "Earlier steps must be done first" not in page
