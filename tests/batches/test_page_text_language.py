@@ -16,32 +16,21 @@ from batches.models import Equipment, EquipmentStatus, MasterBatchRecord, MbrSta
 from batches.progress import load_plan
 from batches.services.execution import batch_complete, batch_start, step_record
 from carmfg.accounts.permissions import SitePerm, require_site_perm
-from carmfg.accounts.services import profile_language_set
 from carmfg.exceptions import InvalidInput, PermissionRefused
 from carmfg.textinput import clean_text
 from tests.batches.coi_steps import a_patient, an_order
 from tests.conftest import PASSWORD
 
 
-def _russian(client_for, user):
-    profile_language_set(actor=user, language="ru")
-    return client_for(user)
-
-
-@pytest.fixture
-def batch(shipped_mbr, demo_materials, make_batch, technician):
-    batch = make_batch(shipped_mbr.product)
-    return batch_start(actor=technician, batch=batch, expected_version=batch.version)
-
-
-def test_a_value_to_confirm_and_the_step_limits_are_shown_in_russian(batch, technician, verifier, client_for):
-    run_good_steps(batch=batch, technician=technician, verifier=verifier, password=PASSWORD,
+def test_a_value_to_confirm_and_the_step_limits_are_shown_in_russian(started_batch, technician, verifier,
+                                                                     russian_client):
+    run_good_steps(batch=started_batch, technician=technician, verifier=verifier, password=PASSWORD,
                    stop_before="apheresis_volume_ml")
-    state = load_plan(batch).by_code["apheresis_volume_ml"]
-    client = _russian(client_for, technician)
+    state = load_plan(started_batch).by_code["apheresis_volume_ml"]
+    client = russian_client(technician)
 
-    shown = client.get(f"/batches/{batch.pk}/", {"step": state.definition.pk}).content.decode()
-    response = client.post(f"/batches/{batch.pk}/steps/{state.definition.pk}/record/",
+    shown = client.get(f"/batches/{started_batch.pk}/", {"step": state.definition.pk}).content.decode()
+    response = client.post(f"/batches/{started_batch.pk}/steps/{state.definition.pk}/record/",
                            {"value": "80.0", "unit": "mL", "password": PASSWORD, "expected_occurrence": 1})
 
     assert "тревога 100–400 mL; действие 50–500 mL" in shown
@@ -50,11 +39,11 @@ def test_a_value_to_confirm_and_the_step_limits_are_shown_in_russian(batch, tech
     page = response.content.decode()
     assert "80 mL вне пределов тревоги (тревога 100–400 mL; действие 50–500 mL)" in page
     assert "outside the alert limits" not in page
-    assert not StepRecord.objects.filter(batch=batch, definition=state.definition).exists()
+    assert not StepRecord.objects.filter(batch=started_batch, definition=state.definition).exists()
 
 
 def test_what_keeps_a_batch_from_completing_is_listed_and_refused_in_russian_and_kept_english(
-    small_mbr, make_batch, technician, client_for
+    small_mbr, make_batch, technician, russian_client
 ):
     batch = make_batch(small_mbr.product, mbr=small_mbr)
     batch = batch_start(actor=technician, batch=batch, expected_version=batch.version)
@@ -64,7 +53,7 @@ def test_what_keeps_a_batch_from_completing_is_listed_and_refused_in_russian_and
                     expected_occurrence=1, value="90.0" if is_value else None, unit="%" if is_value else None)
     batch.refresh_from_db()
     label = "Selection & activation · Seeding verified"
-    client = _russian(client_for, technician)
+    client = russian_client(technician)
 
     page = client.get(f"/batches/{batch.pk}/").content.decode()
     refused = client.post(f"/batches/{batch.pk}/complete/", {"expected_version": batch.version},
@@ -81,10 +70,11 @@ def test_what_keeps_a_batch_from_completing_is_listed_and_refused_in_russian_and
         f"{label}: needs verification by a second person."]
 
 
-def test_why_a_lot_or_an_instrument_may_not_be_used_is_shown_in_russian(site, demo_materials, site_admin, client_for):
+def test_why_a_lot_or_an_instrument_may_not_be_used_is_shown_in_russian(site, demo_materials, site_admin,
+                                                                        russian_client):
     equipment = Equipment.objects.filter(site=site).order_by("pk")[0]
     Equipment.objects.filter(pk=equipment.pk).update(status=EquipmentStatus.OUT_OF_SERVICE)
-    client = _russian(client_for, site_admin)
+    client = russian_client(site_admin)
 
     lots = client.get("/batches/materials/").content.decode()
     instruments = client.get("/batches/equipment/").content.decode()
@@ -100,10 +90,10 @@ def test_why_a_lot_or_an_instrument_may_not_be_used_is_shown_in_russian(site, de
     assert "out of service" not in edit
 
 
-def test_what_a_draft_recipe_lacks_is_shown_in_russian(product, site_admin, client_for):
+def test_what_a_draft_recipe_lacks_is_shown_in_russian(product, site_admin, russian_client):
     draft = MasterBatchRecord.objects.create(site=product.site, product=product, version=9, title="Draft",
                                              status=MbrStatus.DRAFT, effective_at=timezone.now())
-    client = _russian(client_for, site_admin)
+    client = russian_client(site_admin)
 
     page = client.get(f"/batches/mbr/{draft.pk}/").content.decode()
 
@@ -112,9 +102,9 @@ def test_what_a_draft_recipe_lacks_is_shown_in_russian(product, site_admin, clie
 
 
 def test_a_refused_permission_names_the_action_in_russian_and_keeps_it_english(site, coordinator, technician,
-                                                                                product, client_for):
+                                                                                product, russian_client):
     order = an_order(coordinator, a_patient(coordinator, site), product)
-    client = _russian(client_for, technician)
+    client = russian_client(technician)
 
     response = client.post(f"/batches/orders/{order.pk}/cancel/", {"reason": "Stop", "version": order.version})
 
@@ -140,9 +130,9 @@ def test_a_text_field_is_named_in_russian_in_its_refusal_and_in_english_in_the_r
         assert "Comment" not in refused.value.text
 
 
-def test_a_refused_reason_is_named_in_russian_on_the_page(site, coordinator, product, client_for):
+def test_a_refused_reason_is_named_in_russian_on_the_page(site, coordinator, product, russian_client):
     order = an_order(coordinator, a_patient(coordinator, site), product)
-    client = _russian(client_for, coordinator)
+    client = russian_client(coordinator)
 
     page = client.post(f"/batches/orders/{order.pk}/cancel/", {"reason": "Stop\x07", "version": order.version},
                        follow=True).content.decode()
