@@ -16,7 +16,6 @@ from batches.services.deviations import (
     deviation_update,
     open_blocking_deviations,
 )
-from batches.services.execution import batch_start
 from carmfg.esign.exceptions import SegregationOfDuties
 from carmfg.esign.models import Meaning
 from carmfg.esign.selectors import signatures_for_record
@@ -25,9 +24,9 @@ from tests.conftest import PASSWORD
 
 
 @pytest.fixture
-def batch(shipped_mbr, demo_materials, make_batch, technician):
-    batch = make_batch(shipped_mbr.product)
-    return batch_start(actor=technician, batch=batch, expected_version=batch.version)
+def batch(started_batch):
+    """The shared started batch of the shipped recipe (tests/batches/conftest.py)."""
+    return started_batch
 
 
 @pytest.fixture

@@ -48,9 +48,9 @@ from tests.conftest import PASSWORD
 
 
 @pytest.fixture
-def batch(shipped_mbr, demo_materials, make_batch, technician):
-    batch = make_batch(shipped_mbr.product)
-    return batch_start(actor=technician, batch=batch, expected_version=batch.version)
+def batch(started_batch):
+    """The shared started batch of the shipped recipe (tests/batches/conftest.py)."""
+    return started_batch
 
 
 def record(batch, code, actor, **inputs):
