@@ -14,8 +14,8 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 from django.utils.translation import gettext_noop
 
-from batches.exceptions import Phrase
 from carmfg.exceptions import InvalidInput
+from carmfg.texts import Text
 
 HUNDRED = Decimal(100)
 MAX_FRACTIONS = 10
@@ -28,10 +28,10 @@ class CalculationError(InvalidInput):
 def _positive(value: Decimal, label: str) -> Decimal:
     """``value``, refused unless a positive number; ``label`` names it (marked with gettext_noop)."""
     if not isinstance(value, Decimal) or not value.is_finite():
-        raise CalculationError(gettext_noop("%(label)s is not a number."), params={"label": Phrase(label)})
+        raise CalculationError(gettext_noop("%(label)s is not a number."), params={"label": Text(label)})
     if value <= 0:
         raise CalculationError(gettext_noop("%(label)s must be greater than zero (it is %(value)s)."),
-                               params={"label": Phrase(label), "value": value})
+                               params={"label": Text(label), "value": value})
     return value
 
 

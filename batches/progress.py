@@ -25,12 +25,12 @@ from django.contrib.contenttypes.models import ContentType
 from django.utils.translation import gettext_noop
 
 from batches.calculations import REGISTRY
-from batches.exceptions import Phrase
 from batches.models import Batch, StageDefinition, StepDefinition, StepKind, StepRecord
 from batches.quantities import format_value
 from carmfg.esign.models import Meaning, Signature
 from carmfg.esign.services import signable_hash
 from carmfg.exceptions import GMPError
+from carmfg.texts import Text
 
 MAX_LISTED = 6
 
@@ -237,23 +237,23 @@ class Plan:
         nxt = self.next_step
         return [s for s in self.steps if s.definition.allow_out_of_order and s.can_record and s is not nxt]
 
-    def completion_problems(self) -> list[Phrase]:
+    def completion_problems(self) -> list[Text]:
         """What keeps the batch from being complete, one sentence each (``.message`` in
         English, what a refusal records; ``.text`` in the reader's language); empty when it is."""
         problems = []
         for state in self.steps:
             if state.count == 0:
-                problems.append(Phrase(gettext_noop("%(step)s: not recorded."), {"step": _label(state)}))
+                problems.append(Text(gettext_noop("%(step)s: not recorded."), {"step": _label(state)}))
             for record_state in state.records:
                 suffix = f" #{record_state.record.occurrence}" if state.definition.repeatable else ""
                 step = {"step": f"{_label(state)}{suffix}"}
                 if record_state.performed is None:
-                    problems.append(Phrase(gettext_noop("%(step)s: needs the performer's signature."), step))
+                    problems.append(Text(gettext_noop("%(step)s: needs the performer's signature."), step))
                 elif record_state.needs_verification:
-                    problems.append(Phrase(gettext_noop("%(step)s: needs verification by a second person."), step))
+                    problems.append(Text(gettext_noop("%(step)s: needs verification by a second person."), step))
                 if record_state.stale_inputs:
-                    problems.append(Phrase(gettext_noop("%(step)s: an input changed after the calculation; "
-                                                        "recalculate it."), {"step": _label(state)}))
+                    problems.append(Text(gettext_noop("%(step)s: an input changed after the calculation; "
+                                                      "recalculate it."), {"step": _label(state)}))
         return problems
 
     @property

@@ -11,7 +11,9 @@ their ``exceptions.py``. A message is an English template marked with
 whatever the user's language); ``error.text`` is the same message in the active
 language, what pages and the API show. Templates with values use ``%(name)s``
 placeholders (and ``%%`` for a literal per cent sign), so that ``compilemessages``
-checks that every translation keeps them.
+checks that every translation keeps them. A value that is a sentence of its own (a
+field's name, a choice label, a problem) is a :class:`carmfg.texts.Text`: English in
+``.message``, translated in ``.text``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
+
+from carmfg.texts import Text, translate
 
 
 class GMPError(Exception):
@@ -33,51 +37,15 @@ class GMPError(Exception):
     ) -> None:
         self.template = message or self.default_message
         self.params = dict(params or {})
-        self.message = _render(self.template, self.params)
+        self.message = Text(self.template, self.params).message
         self.field = field
         super().__init__(self.message)
 
     @property
     def text(self) -> str:
-        """The message in the active language (English where no translation exists). A
-        value that is itself a translatable sentence (anything with a ``.text``, such as
-        ``batches.exceptions.Phrase`` or ``qc.texts.Text``) is shown translated too."""
-        if not self.template:
-            return self.message  # gettext("") would be the catalogue's header
-        try:
-            return _render(gettext(self.template), {name: shown(value) for name, value in self.params.items()})
-        except (KeyError, ValueError, TypeError):  # a broken translation never hides the error
-            return self.message
-
-
-def shown(value: Any) -> Any:
-    """A value as a page shows it: a translatable sentence in the active language."""
-    text = getattr(value, "text", None)
-    return text if isinstance(text, str) else value
-
-
-class Label(str):
-    """A fixed English label from our code used as a value in a message: a field's name
-    ("Comment"), what a permission allows ("complete batches"). The string is the English
-    (``.message``, audit, logs); ``.text`` is its translation, so ``GMPError.text`` shows
-    it in the reader's language. Mark the literal with ``gettext_noop`` where it is
-    written, so that it is extracted into the catalogue."""
-
-    __slots__ = ()
-
-    @property
-    def text(self) -> str:
-        english = str.__str__(self)
-        return gettext(english) if english else english
-
-
-def label(value: Any) -> Any:
-    """``value`` as a :class:`Label` when it is a plain string; anything else as it is."""
-    return Label(value) if type(value) is str else value
-
-
-def _render(template: str, params: Mapping[str, Any]) -> str:
-    return template % params if params else template
+        """The message in the active language (English where no translation exists); a
+        value that is itself a :class:`carmfg.texts.Text` is shown translated too."""
+        return translate(self.template, self.params, english=self.message)
 
 
 class InvalidInput(GMPError):

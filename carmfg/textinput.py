@@ -10,7 +10,8 @@ import unicodedata
 
 from django.utils.translation import gettext_noop
 
-from carmfg.exceptions import InvalidInput, label
+from carmfg.exceptions import InvalidInput
+from carmfg.texts import label
 
 REASON_MAX_LENGTH = 2000
 ALLOWED_CONTROL = {"\n", "\r", "\t"}

@@ -68,6 +68,7 @@ from carmfg.audit.models import AuditEvent
 from carmfg.canonical import content_hash
 from carmfg.esign.models import Meaning, Signature
 from carmfg.esign.services import signable_hash
+from carmfg.texts import Lowered, Text, english_of, joined, text_of
 from qc.models import (
     BatchSpecification,
     Certification,
@@ -79,7 +80,6 @@ from qc.models import (
     TestResult,
 )
 from qc.selectors import BatchQc, batch_test_status
-from qc.texts import Lowered, Text, english_of, joined, text_of
 
 OK, FAILED, NOT_APPLICABLE = "ok", "failed", "not_applicable"
 MAX_DETAILS = 8
@@ -89,7 +89,7 @@ PROVISIONAL_TITLE = Text(gettext_noop("Provisional certification"))
 
 @dataclass(frozen=True)
 class ChecklistItem:
-    """Title, message and details are English (``qc.texts.Text``): the certification keeps
+    """Title, message and details are English (``carmfg.texts.Text``): the certification keeps
     them so; the ``*_text`` properties are what the release page shows, in the reader's language."""
 
     code: str
@@ -256,7 +256,7 @@ def _steps(batch: Batch) -> ChecklistItem:
     step of the pinned recipe recorded, signed, verified where required, calculations
     not stale; plus no step record left blocked."""
     plan = load_plan(batch)
-    problems = [Text(p.template, p.params) for p in plan.completion_problems()]
+    problems = plan.completion_problems()
     for state in plan.steps:
         for record_state in state.records:
             if record_state.record.status == StepStatus.BLOCKED:

@@ -15,7 +15,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils.translation import gettext_noop
 
-from carmfg.exceptions import InvalidInput, Label
+from carmfg.exceptions import InvalidInput
+from carmfg.texts import Text
 
 QUALIFIERS = {"": "", "=": "", "<": "<", "<=": "<=", "≤": "<=", ">": ">", ">=": ">=", "≥": ">="}
 QUALITATIVE_PAIRS = {
@@ -109,7 +110,7 @@ def parse_number(raw: object, *, field: str = gettext_noop("Value")) -> tuple[st
         return "", raw
     if not isinstance(raw, str):
         raise InvalidInput(gettext_noop("%(field)s: expected a number."),
-                           params={"field": Label(field)}, field=field.lower())
+                           params={"field": Text(field)}, field=field.lower())
     text = raw.strip().replace(",", ".").replace(" ", "")
     qualifier = ""
     for q in ("<=", ">=", "≤", "≥", "<", ">", "="):
@@ -120,11 +121,11 @@ def parse_number(raw: object, *, field: str = gettext_noop("Value")) -> tuple[st
         value = Decimal(text)
     except (InvalidOperation, ValueError):
         raise InvalidInput(gettext_noop("%(field)s: %(raw)s is not a number (write e.g. 0.5, ≤0.5 or 1.2e9)."),
-                           params={"field": Label(field), "raw": repr(raw)},
+                           params={"field": Text(field), "raw": repr(raw)},
                            field=field.lower()) from None
     if not value.is_finite() or abs(value) >= Decimal("1e18"):
         raise InvalidInput(gettext_noop("%(field)s: %(raw)s is out of range."),
-                           params={"field": Label(field), "raw": repr(raw)}, field=field.lower())
+                           params={"field": Text(field), "raw": repr(raw)}, field=field.lower())
     return qualifier, value
 
 

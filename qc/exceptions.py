@@ -1,7 +1,7 @@
 """The domain errors QC raises: the project's own, re-exported here.
 
 A QC refusal often names sentences as values (the problems a checklist lists, as
-``qc.texts.Text``); ``GMPError.text`` translates such values with the message, so no
+``carmfg.texts.Text``); ``GMPError.text`` translates such values with the message, so no
 QC-specific subclass is needed and the API's problem titles are the base errors' names.
 """
 

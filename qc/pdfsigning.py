@@ -53,7 +53,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from qc.texts import Text
+from carmfg.texts import Text
 
 DEMO_CA_NAME = "carmfg demo CA — not for production"
 DEMO_SIGNER_NAME = "carmfg demo document signer — not for production"

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_noop
 
 from batches.models import Batch, BatchState, Deviation, DeviationClass, DeviationStatus
 from carmfg.accounts.selectors import site_ids_for_user
+from carmfg.texts import Text, joined
 from qc.models import (
     Alert,
     BatchRecordDocument,
@@ -36,7 +37,6 @@ from qc.models import (
     TestDefinition,
     TestResult,
 )
-from qc.texts import Text, joined
 
 
 def _scoped(qs: QuerySet, user, field_name: str = "site_id") -> QuerySet:

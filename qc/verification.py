@@ -27,6 +27,7 @@ from django.db import DatabaseError
 from django.utils.translation import gettext_noop
 
 from carmfg.canonical import canonical_json
+from carmfg.texts import Text
 from qc import pdfsigning
 from qc.models.documents import (
     DATA_ATTACHMENT_SUFFIX,
@@ -34,7 +35,6 @@ from qc.models.documents import (
     BatchRecordDocument,
     DocumentStatus,
 )
-from qc.texts import Text
 
 
 @dataclass

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from batches.exceptions import IdentityMismatch, LowerLabel, Phrase
+from batches.exceptions import IdentityMismatch
 from batches.models import ContainerType, CustodyEvent, CustodyStep, Donation, Label, LabelStatus
 from batches.scans import ScanError, parse_label_scan, shown
 from carmfg.accounts.permissions import SitePerm, has_site_perm
@@ -30,6 +30,7 @@ from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
 from carmfg.exceptions import GMPError, InvalidInput, PermissionRefused
 from carmfg.textinput import clean_text
+from carmfg.texts import Lowered, Text, joined
 
 LOCATION_MAX = 200
 NOTE_MAX = 2000
@@ -75,15 +76,15 @@ class Refusal(Exception):
     """Raised inside a business transaction to roll it back; :func:`refuse` then audits
     the attempt in a transaction of its own and raises the user-facing error."""
 
-    def __init__(self, *, cause: Phrase, expected: str | Phrase, scanned: str | Phrase,
+    def __init__(self, *, cause: Text, expected: str | Text, scanned: str | Text,
                  other_donation: Donation | None = None, error: type[GMPError] | None = None,
-                 message: Phrase | None = None, scanned_din: str = "") -> None:
+                 message: Text | None = None, scanned_din: str = "") -> None:
         # Why it was refused, what was expected and what was scanned: English in
         # ``cause``, ``expected`` and ``scanned`` (the audit event), translatable in the phrases.
         self.cause_phrase = cause
         self.cause = cause.message
-        self.expected_phrase = expected if isinstance(expected, Phrase) else Phrase.literal(expected)
-        self.scanned_phrase = scanned if isinstance(scanned, Phrase) else Phrase.literal(scanned)
+        self.expected_phrase = expected if isinstance(expected, Text) else Text.literal(expected)
+        self.scanned_phrase = scanned if isinstance(scanned, Text) else Text.literal(scanned)
         self.expected = self.expected_phrase.message
         self.scanned = self.scanned_phrase.message
         self.other_donation = other_donation
@@ -95,23 +96,23 @@ class Refusal(Exception):
 
 
 def _expected_what(containers: Iterable[str], label: Label | None = None,
-                   fraction_number: int | None = None) -> Phrase:
+                   fraction_number: int | None = None) -> Text:
     if label is not None:
-        return Phrase("%(type)s %(code)s", {"type": LowerLabel(ContainerType(label.container_type).label),
-                                              "code": label.container_code})
-    kinds: list[Phrase] = [LowerLabel(label) for label in sorted(ContainerType(c).label for c in containers)]
-    what = kinds[0] if len(kinds) == 1 else Phrase(
-        gettext_noop("%(first)s or %(second)s"), {"first": Phrase.join(", ", kinds[:-1]), "second": kinds[-1]})
+        return Text("%(type)s %(code)s", {"type": Lowered(ContainerType(label.container_type).label),
+                                          "code": label.container_code})
+    kinds: list[Text] = [Lowered(label) for label in sorted(ContainerType(c).label for c in containers)]
+    what = kinds[0] if len(kinds) == 1 else Text(
+        gettext_noop("%(first)s or %(second)s"), {"first": joined(kinds[:-1], ", "), "second": kinds[-1]})
     if fraction_number is not None:
-        what = Phrase(gettext_noop("%(what)s of fraction %(fraction)s"), {"what": what, "fraction": fraction_number})
+        what = Text(gettext_noop("%(what)s of fraction %(fraction)s"), {"what": what, "fraction": fraction_number})
     return what
 
 
 def expected_phrase(donation: Donation, containers: Iterable[str], label: Label | None = None,
-                    fraction_number: int | None = None) -> Phrase:
+                    fraction_number: int | None = None) -> Text:
     """What a scan must name (the donation's DIN and the container), translatable."""
-    return Phrase("%(din)s · %(what)s", {"din": donation.din_display,
-                                         "what": _expected_what(containers, label, fraction_number)})
+    return Text("%(din)s · %(what)s", {"din": donation.din_display,
+                                       "what": _expected_what(containers, label, fraction_number)})
 
 
 def expected_text(donation: Donation, containers: Iterable[str], label: Label | None = None,
@@ -119,16 +120,16 @@ def expected_text(donation: Donation, containers: Iterable[str], label: Label | 
     return expected_phrase(donation, containers, label, fraction_number).message
 
 
-def _scanned_text(scan_din, label: Label | None, code: str | None, raw: str) -> Phrase:
+def _scanned_text(scan_din, label: Label | None, code: str | None, raw: str) -> Text:
     if scan_din is None:
-        return Phrase.literal(shown(raw))
+        return Text.literal(shown(raw))
     text = scan_din.din13[:5] + " " + scan_din.din13[5:7] + " " + scan_din.din13[7:] + f" [{scan_din.check}]"
     if label is not None:
-        return Phrase("%(din)s · %(type)s %(code)s", {
-            "din": text, "type": LowerLabel(ContainerType(label.container_type).label), "code": label.container_code})
+        return Text("%(din)s · %(type)s %(code)s", {
+            "din": text, "type": Lowered(ContainerType(label.container_type).label), "code": label.container_code})
     if code:
-        return Phrase("%(din)s · %(code)s", {"din": text, "code": code})
-    return Phrase(gettext_noop("%(din)s · no container code (DIN barcode only)"), {"din": text})
+        return Text("%(din)s · %(code)s", {"din": text, "code": code})
+    return Text(gettext_noop("%(din)s · no container code (DIN barcode only)"), {"din": text})
 
 
 def identify_label(*, donation: Donation, scanned_code: str, containers: Iterable[str],
@@ -141,21 +142,21 @@ def identify_label(*, donation: Donation, scanned_code: str, containers: Iterabl
     try:
         scan = parse_label_scan(scanned_code)
     except ScanError as exc:
-        raise Refusal(cause=Phrase(gettext_noop("Unreadable scan: %(problem)s"), {"problem": Phrase.of(exc)}),
-                      expected=expected, scanned=Phrase.literal(shown(scanned_code))) from None
+        raise Refusal(cause=Text(gettext_noop("Unreadable scan: %(problem)s"), {"problem": Text.of(exc)}),
+                      expected=expected, scanned=Text.literal(shown(scanned_code))) from None
     if scan.din.din13 != donation.din:
         other = Donation.objects.filter(site_id=donation.site_id, din=scan.din.din13).select_related("order__patient").first()
         cause = (
-            Phrase(gettext_noop("This label belongs to another donation (patient %(patient)s)."),
-                   {"patient": other.order.patient.pseudonym})
-            if other is not None else Phrase(gettext_noop("This label belongs to another donation, unknown at this site."))
+            Text(gettext_noop("This label belongs to another donation (patient %(patient)s)."),
+                 {"patient": other.order.patient.pseudonym})
+            if other is not None else Text(gettext_noop("This label belongs to another donation, unknown at this site."))
         )
         raise Refusal(cause=cause, expected=expected, scanned=_scanned_text(scan.din, None, scan.container_code, scanned_code),
                       other_donation=other, scanned_din=scan.din.din13)
     if scan.container_code is None:
         raise Refusal(
-            cause=Phrase(gettext_noop("Only the DIN was scanned: it does not say which container this is. "
-                                      "Scan the square DataMatrix code of the label.")),
+            cause=Text(gettext_noop("Only the DIN was scanned: it does not say which container this is. "
+                                    "Scan the square DataMatrix code of the label.")),
             expected=expected, scanned=_scanned_text(scan.din, None, None, scanned_code),
             scanned_din=scan.din.din13,
         )
@@ -166,30 +167,30 @@ def identify_label(*, donation: Donation, scanned_code: str, containers: Iterabl
     )
     scanned = _scanned_text(scan.din, found, scan.container_code, scanned_code)
     if found is None:
-        raise Refusal(cause=Phrase(gettext_noop("No label %(code)s was ever printed for this donation."),
-                                   {"code": scan.container_code}),
+        raise Refusal(cause=Text(gettext_noop("No label %(code)s was ever printed for this donation."),
+                                 {"code": scan.container_code}),
                       expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if found.status == LabelStatus.DESTROYED:
-        raise Refusal(cause=Phrase(gettext_noop("Label %(code)s was destroyed: it must not be on any container."),
-                                   {"code": found.container_code}),
+        raise Refusal(cause=Text(gettext_noop("Label %(code)s was destroyed: it must not be on any container."),
+                                 {"code": found.container_code}),
                       expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if found.status != LabelStatus.APPLIED:
-        raise Refusal(cause=Phrase(gettext_noop("Label %(code)s was printed but never recorded as applied to its "
-                                                "container."), {"code": found.container_code}),
+        raise Refusal(cause=Text(gettext_noop("Label %(code)s was printed but never recorded as applied to its "
+                                              "container."), {"code": found.container_code}),
                       expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if found.container_type not in containers:
-        raise Refusal(cause=Phrase(gettext_noop("Wrong container: this step takes the %(expected)s, not the %(found)s."),
-                                   {"expected": _expected_what(containers, label, fraction_number),
-                                    "found": found.get_container_type_display().lower()}),
+        raise Refusal(cause=Text(gettext_noop("Wrong container: this step takes the %(expected)s, not the %(found)s."),
+                                 {"expected": _expected_what(containers, label, fraction_number),
+                                  "found": found.get_container_type_display().lower()}),
                       expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if label is not None and found.pk != label.pk:
-        raise Refusal(cause=Phrase(gettext_noop("Wrong container: %(expected)s was expected, %(found)s was scanned."),
-                                   {"expected": label.container_code, "found": found.container_code}),
+        raise Refusal(cause=Text(gettext_noop("Wrong container: %(expected)s was expected, %(found)s was scanned."),
+                                 {"expected": label.container_code, "found": found.container_code}),
                       expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     if fraction_number is not None and found.fraction_number is not None and found.fraction_number != fraction_number:
-        raise Refusal(cause=Phrase(gettext_noop("Wrong bag: %(code)s holds fraction %(found)s, not fraction %(expected)s."),
-                                   {"code": found.container_code, "found": found.fraction_number,
-                                    "expected": fraction_number}),
+        raise Refusal(cause=Text(gettext_noop("Wrong bag: %(code)s holds fraction %(found)s, not fraction %(expected)s."),
+                                 {"code": found.container_code, "found": found.fraction_number,
+                                  "expected": fraction_number}),
                       expected=expected, scanned=scanned, scanned_din=scan.din.din13)
     return found
 

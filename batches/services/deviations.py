@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from batches.exceptions import NotReady, Phrase
+from batches.exceptions import NotReady
 from batches.models import (
     Deviation,
     DeviationClass,
@@ -26,6 +26,7 @@ from carmfg.esign.selectors import signatures_for_record
 from carmfg.esign.services import signature_apply, signature_reauthenticate, signatures_void_changed
 from carmfg.exceptions import InvalidInput, PermissionRefused, StaleRecord
 from carmfg.textinput import clean_text
+from carmfg.texts import Text, joined
 
 TEXT_MAX = 10_000
 EDITABLE_FIELDS = ("classification", "title", "description", "impact_assessment", "root_cause", "capa")
@@ -215,13 +216,13 @@ def deviation_close(*, actor, deviation: Deviation, password: str, request: Http
             raise StaleRecord()
         if locked.status == DeviationStatus.CLOSED:
             raise NotReady(gettext_noop("Deviation %(number)s is already closed."), params={"number": locked.number})
-        missing: list[Phrase | str] = [
-            Phrase(label) for field, label in (("impact_assessment", gettext_noop("impact assessment")),
-                                               ("root_cause", gettext_noop("root cause")), ("capa", "CAPA"))
+        missing: list[Text] = [
+            Text(label) for field, label in (("impact_assessment", gettext_noop("impact assessment")),
+                                             ("root_cause", gettext_noop("root cause")), ("capa", "CAPA"))
             if not getattr(locked, field)]
         if locked.classification in BLOCKING_CLASSES and missing:
             raise NotReady(gettext_noop("Before closing a %(class)s deviation, record its %(missing)s."),
-                           params={"class": locked.classification, "missing": Phrase.join(", ", missing)})
+                           params={"class": locked.classification, "missing": joined(missing, ", ")})
         if not locked.impact_assessment:
             raise NotReady(gettext_noop("Record the impact assessment before closing."))
         old = locked.status

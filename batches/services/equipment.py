@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils.translation import gettext_noop
 
-from batches.exceptions import EquipmentNotUsable, Phrase
+from batches.exceptions import EquipmentNotUsable
 from batches.models import Batch, Equipment, EquipmentStatus, StepDefinition
 from batches.services.deviations import deviation_permitting
 from batches.services.materials import site_today
@@ -19,18 +19,19 @@ from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record, diff_fields
 from carmfg.exceptions import InvalidInput, ReasonRequired, StaleRecord
 from carmfg.textinput import REASON_MAX_LENGTH, clean_text
+from carmfg.texts import Text
 
 
-def equipment_problem_phrase(equipment: Equipment, today: dt.date) -> Phrase | None:
+def equipment_problem_phrase(equipment: Equipment, today: dt.date) -> Text | None:
     """Why ``equipment`` may not be used today, translatable; None when it may."""
     if equipment.status == EquipmentStatus.OUT_OF_SERVICE:
-        return Phrase(gettext_noop("out of service"))
+        return Text(gettext_noop("out of service"))
     if equipment.calibration_due < today:
-        return Phrase(gettext_noop("past its calibration due date (%(date)s)"),
-                      {"date": f"{equipment.calibration_due:%d %b %Y}"})
+        return Text(gettext_noop("past its calibration due date (%(date)s)"),
+                    {"date": f"{equipment.calibration_due:%d %b %Y}"})
     if equipment.maintenance_due is not None and equipment.maintenance_due < today:
-        return Phrase(gettext_noop("past its maintenance due date (%(date)s)"),
-                      {"date": f"{equipment.maintenance_due:%d %b %Y}"})
+        return Text(gettext_noop("past its maintenance due date (%(date)s)"),
+                    {"date": f"{equipment.maintenance_due:%d %b %Y}"})
     return None
 
 

@@ -35,7 +35,6 @@ from batches.exceptions import (
     MaterialNotUsable,
     NotReady,
     OutOfOrder,
-    Phrase,
     more_phrase,
 )
 from batches.models import (
@@ -66,6 +65,7 @@ from carmfg.esign.models import Meaning
 from carmfg.esign.services import signature_apply, signature_reauthenticate, signatures_void_changed
 from carmfg.exceptions import InvalidInput, ReasonRequired, StaleRecord
 from carmfg.textinput import REASON_MAX_LENGTH, clean_text
+from carmfg.texts import Text, joined
 
 COMMENT_MAX = 2000
 SCAN_MAX = 200
@@ -100,17 +100,17 @@ def _range(lo, hi, unit: str) -> str:
     return ""
 
 
-def limits_phrase(definition: StepDefinition) -> Phrase:
+def limits_phrase(definition: StepDefinition) -> Text:
     """The step's alert and action limits, e.g. "alert 6.8–7.6; action 6.5–8.0"."""
     alert = _range(definition.alert_min, definition.alert_max, definition.unit)
     action = _range(definition.action_min, definition.action_max, definition.unit)
     if alert and action:
-        return Phrase(gettext_noop("alert %(alert)s; action %(action)s"), {"alert": alert, "action": action})
+        return Text(gettext_noop("alert %(alert)s; action %(action)s"), {"alert": alert, "action": action})
     if alert:
-        return Phrase(gettext_noop("alert %(alert)s"), {"alert": alert})
+        return Text(gettext_noop("alert %(alert)s"), {"alert": alert})
     if action:
-        return Phrase(gettext_noop("action %(action)s"), {"action": action})
-    return Phrase("")
+        return Text(gettext_noop("action %(action)s"), {"action": action})
+    return Text("")
 
 
 def limits_text(definition: StepDefinition) -> str:
@@ -503,7 +503,7 @@ def batch_complete(*, actor, batch: Batch, expected_version: int) -> Batch:
         problems = load_plan(locked).completion_problems()
         if problems:
             raise NotReady(gettext_noop("The batch record is not complete: %(problems)s%(more)s"),
-                           params={"problems": Phrase.join(" ", problems[:5]), "more": more_phrase(len(problems) - 5)})
+                           params={"problems": joined(problems[:5]), "more": more_phrase(len(problems) - 5)})
         return batch_transition(actor=actor, batch=locked, to_state=BatchState.AWAITING_RELEASE,
                                 expected_version=expected_version, reason="All steps recorded, signed and verified")
 

@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from batches.exceptions import NotReady, Phrase
+from batches.exceptions import NotReady
 from batches.models import (
     Batch,
     BatchState,
@@ -41,6 +41,7 @@ from carmfg.esign.models import Meaning
 from carmfg.esign.services import signature_apply, signature_reauthenticate
 from carmfg.exceptions import InvalidInput
 from carmfg.textinput import clean_text
+from carmfg.texts import Text
 
 CLOCK_TOLERANCE = dt.timedelta(minutes=2)
 INFUSABLE_STATES = frozenset({BatchState.PROVISIONALLY_RELEASED, BatchState.RELEASED})
@@ -82,13 +83,13 @@ def infusion_record(
             if locked.state not in INFUSABLE_STATES:
                 state = {"batch": locked.number, "state": locked.get_state_display().lower()}
                 raise Refusal(
-                    cause=Phrase(gettext_noop("Batch %(batch)s is %(state)s: it may be infused only once it is "
-                                              "(provisionally) released."), state),
-                    expected=Phrase(gettext_noop("a released batch")), scanned=Phrase.literal(shown(bag_scanned_code)),
+                    cause=Text(gettext_noop("Batch %(batch)s is %(state)s: it may be infused only once it is "
+                                            "(provisionally) released."), state),
+                    expected=Text(gettext_noop("a released batch")), scanned=Text.literal(shown(bag_scanned_code)),
                     error=NotReady,
-                    message=Phrase(gettext_noop("Infusion refused: batch %(batch)s is %(state)s. A product may be "
-                                                "infused only once the QP has (provisionally) released it. Nothing "
-                                                "was recorded; the attempt is in the audit trail."), state),
+                    message=Text(gettext_noop("Infusion refused: batch %(batch)s is %(state)s. A product may be "
+                                              "infused only once the QP has (provisionally) released it. Nothing "
+                                              "was recorded; the attempt is in the audit trail."), state),
                 )
             given = {inf.fraction_number: inf for inf in Infusion.objects.filter(batch=locked)}
             if fraction_number in given:
@@ -104,11 +105,11 @@ def infusion_record(
             wristband = wristband_scanned_code.strip() if isinstance(wristband_scanned_code, str) else None
             if wristband != patient.wristband_code:
                 raise Refusal(
-                    cause=Phrase(gettext_noop("Wrong patient: the wristband scanned is not this patient's.")),
-                    expected=Phrase(gettext_noop("wristband of patient %(patient)s (%(initials)s, born %(year)s)"),
-                                    {"patient": patient.pseudonym, "initials": patient.initials,
-                                     "year": patient.birth_year}),
-                    scanned=Phrase(gettext_noop("wristband %(code)s"), {"code": shown(wristband_scanned_code)}),
+                    cause=Text(gettext_noop("Wrong patient: the wristband scanned is not this patient's.")),
+                    expected=Text(gettext_noop("wristband of patient %(patient)s (%(initials)s, born %(year)s)"),
+                                  {"patient": patient.pseudonym, "initials": patient.initials,
+                                   "year": patient.birth_year}),
+                    scanned=Text(gettext_noop("wristband %(code)s"), {"code": shown(wristband_scanned_code)}),
                 )
             if not isinstance(infused_at, dt.datetime) or timezone.is_naive(infused_at):
                 raise InvalidInput(gettext_noop("Infusion time: expected a date and time."), field="infused_at")

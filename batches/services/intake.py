@@ -54,8 +54,9 @@ from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
 from carmfg.esign.models import Meaning
 from carmfg.esign.services import signature_apply, signature_reauthenticate, signatures_void_changed
-from carmfg.exceptions import InvalidInput, InvalidTransition, Label, StaleRecord
+from carmfg.exceptions import InvalidInput, InvalidTransition, StaleRecord
 from carmfg.textinput import REASON_MAX_LENGTH, clean_text
+from carmfg.texts import Text
 
 # The server's clock decides; a workstation a little ahead is tolerated, no more.
 CLOCK_TOLERANCE = dt.timedelta(minutes=2)
@@ -70,16 +71,17 @@ def intake_criteria_for(site, product) -> IntakeCriteria:
 
 def _number(value, *, field: str, label: str, low: Decimal, high: Decimal, places: int, low_open: bool = False) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": Label(label)}, field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": Text(label)}, field=field)
     try:
         number = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": Label(label)}, field=field) from None
-    too_low = number <= low if low_open else number < low
-    if not number.is_finite() or too_low or number > high:
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": Text(label)}, field=field) from None
+    # NaN and infinity are refused before any comparison (a comparison with NaN raises).
+    too_low = not number.is_finite() or (number <= low if low_open else number < low)
+    if too_low or number > high:
         message = (gettext_noop("%(field)s: must be more than %(low)s and at most %(high)s.") if low_open
                    else gettext_noop("%(field)s: must be at least %(low)s and at most %(high)s."))
-        raise InvalidInput(message, params={"field": Label(label), "low": f"{low:,}", "high": f"{high:,}"}, field=field)
+        raise InvalidInput(message, params={"field": Text(label), "low": f"{low:,}", "high": f"{high:,}"}, field=field)
     return number.quantize(Decimal(1).scaleb(-places))
 
 
@@ -132,9 +134,9 @@ def intake_criteria_set(*, actor, product, reason: str, password: str, request: 
 
 def _moment(value, *, field: str, label: str, now: dt.datetime) -> dt.datetime:
     if not isinstance(value, dt.datetime) or timezone.is_naive(value):
-        raise InvalidInput(gettext_noop("%(field)s: expected a date and time."), params={"field": Label(label)}, field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a date and time."), params={"field": Text(label)}, field=field)
     if value > now + CLOCK_TOLERANCE:
-        raise InvalidInput(gettext_noop("%(field)s: is in the future."), params={"field": Label(label)}, field=field)
+        raise InvalidInput(gettext_noop("%(field)s: is in the future."), params={"field": Text(label)}, field=field)
     return value
 
 

@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from batches.exceptions import MaterialNotUsable, NotReady, Phrase
+from batches.exceptions import MaterialNotUsable, NotReady
 from batches.models import Batch, LotStatus, MaterialLot, StepDefinition, StepKind
 from batches.quantities import parse_decimal
 from batches.services.deviations import deviation_permitting
@@ -25,6 +25,7 @@ from carmfg.esign.models import Meaning
 from carmfg.esign.services import signature_apply, signature_reauthenticate, signatures_void_changed
 from carmfg.exceptions import InvalidInput, PermissionRefused, ReasonRequired, StaleRecord
 from carmfg.textinput import REASON_MAX_LENGTH, clean_text
+from carmfg.texts import Text
 
 VECTOR_TYPES = ("lentiviral_vector",)
 
@@ -34,14 +35,14 @@ def site_today(site) -> dt.date:
     return timezone.now().astimezone(site.zone).date()
 
 
-def lot_problem_phrase(lot: MaterialLot, today: dt.date) -> Phrase | None:
+def lot_problem_phrase(lot: MaterialLot, today: dt.date) -> Text | None:
     """Why ``lot`` may not be used today, translatable; None when it may."""
     if lot.status == LotStatus.REJECTED:
-        return Phrase(gettext_noop("rejected"))
+        return Text(gettext_noop("rejected"))
     if lot.expiry_date < today:
-        return Phrase(gettext_noop("expired (expiry date %(date)s)"), {"date": f"{lot.expiry_date:%d %b %Y}"})
+        return Text(gettext_noop("expired (expiry date %(date)s)"), {"date": f"{lot.expiry_date:%d %b %Y}"})
     if lot.status == LotStatus.QUARANTINE:
-        return Phrase(gettext_noop("in quarantine (not released)"))
+        return Text(gettext_noop("in quarantine (not released)"))
     return None
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from batches.calculations import REGISTRY, calculation_get
-from batches.exceptions import NotReady, Phrase, more_phrase
+from batches.exceptions import NotReady, more_phrase
 from batches.models import (
     MBR_TRANSITIONS,
     ContainerType,
@@ -44,6 +44,7 @@ from carmfg.esign.selectors import signatures_for_record
 from carmfg.esign.services import signature_apply, signature_reauthenticate, signatures_void_changed
 from carmfg.exceptions import InvalidInput, InvalidTransition, PermissionRefused, StaleRecord
 from carmfg.textinput import clean_text
+from carmfg.texts import Text, joined
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 MAX_STAGES = 30
@@ -210,32 +211,32 @@ def mbr_problems(mbr: MasterBatchRecord) -> list[str]:
     return [problem.message for problem in mbr_problem_phrases(mbr)]
 
 
-def mbr_problem_phrases(mbr: MasterBatchRecord) -> list[Phrase]:
+def mbr_problem_phrases(mbr: MasterBatchRecord) -> list[Text]:
     """What keeps ``mbr`` from being approved, translatable; empty when it is complete."""
     stages = list(mbr.stages.prefetch_related("steps"))
     problems = []
     if not stages:
-        problems.append(Phrase(gettext_noop("The record has no stages.")))
+        problems.append(Text(gettext_noop("The record has no stages.")))
     seen: dict[str, StepDefinition] = {}
     for stage in stages:
         steps = list(stage.steps.all())
         if not steps:
-            problems.append(Phrase(gettext_noop("Stage “%(stage)s” has no steps."), {"stage": stage.name}))
+            problems.append(Text(gettext_noop("Stage “%(stage)s” has no steps."), {"stage": stage.name}))
         for step in steps:
             if step.code in seen:
-                problems.append(Phrase(gettext_noop("Step code %(code)s is used twice."), {"code": step.code}))
+                problems.append(Text(gettext_noop("Step code %(code)s is used twice."), {"code": step.code}))
             try:
                 clean_step_fields({name: getattr(step, name) for name in STEP_FIELDS})
             except InvalidInput as exc:
-                problems.append(Phrase(gettext_noop("Step %(code)s: %(problem)s"),
-                                       {"code": step.code, "problem": Phrase.of(exc)}))
+                problems.append(Text(gettext_noop("Step %(code)s: %(problem)s"),
+                                     {"code": step.code, "problem": Text.of(exc)}))
             if step.kind == StepKind.CALCULATION and step.calculation in REGISTRY:
                 problems.extend(_source_problems(step, seen))
             seen[step.code] = step
     return problems
 
 
-def _source_problems(step: StepDefinition, earlier: dict[str, StepDefinition]) -> list[Phrase]:
+def _source_problems(step: StepDefinition, earlier: dict[str, StepDefinition]) -> list[Text]:
     calc = calculation_get(step.calculation)
     wanted = {i.name: i for i in calc.inputs}
     problems = []
@@ -245,27 +246,27 @@ def _source_problems(step: StepDefinition, earlier: dict[str, StepDefinition]) -
         parts = source.split(":")
         if source in FIXED_SOURCES:
             if FIXED_SOURCES[source][1] != is_list:
-                problems.append(Phrase(
+                problems.append(Text(
                     gettext_noop("Step %(code)s, input %(input)s: %(source)s does not give a list.") if is_list
                     else gettext_noop("Step %(code)s, input %(input)s: %(source)s does not give one number."),
                     {**where, "source": source}))
         elif parts[0] == "step" and len(parts) in (2, 3):
             origin = earlier.get(parts[1])
             if origin is None:
-                problems.append(Phrase(gettext_noop("Step %(code)s, input %(input)s: %(step)s is not an earlier step "
-                                                    "of this record."), {**where, "step": parts[1]}))
+                problems.append(Text(gettext_noop("Step %(code)s, input %(input)s: %(step)s is not an earlier step "
+                                                  "of this record."), {**where, "step": parts[1]}))
             elif len(parts) == 2:
                 if origin.kind not in (StepKind.VALUE, StepKind.CALCULATION) or is_list:
-                    problems.append(Phrase(gettext_noop("Step %(code)s, input %(input)s: %(step)s does not record one "
-                                                        "number."), {**where, "step": parts[1]}))
+                    problems.append(Text(gettext_noop("Step %(code)s, input %(input)s: %(step)s does not record one "
+                                                      "number."), {**where, "step": parts[1]}))
             else:
                 outputs = {o.name: o for o in calculation_get(origin.calculation).outputs} \
                     if origin.kind == StepKind.CALCULATION and origin.calculation in REGISTRY else {}
                 if parts[2] not in outputs:
-                    problems.append(Phrase(gettext_noop("Step %(code)s, input %(input)s: %(step)s has no output "
-                                                        "%(output)s."), {**where, "step": parts[1], "output": parts[2]}))
+                    problems.append(Text(gettext_noop("Step %(code)s, input %(input)s: %(step)s has no output "
+                                                      "%(output)s."), {**where, "step": parts[1], "output": parts[2]}))
                 elif outputs[parts[2]].is_list != is_list:
-                    problems.append(Phrase(
+                    problems.append(Text(
                         gettext_noop("Step %(code)s, input %(input)s: output %(output)s is a list.")
                         if outputs[parts[2]].is_list
                         else gettext_noop("Step %(code)s, input %(input)s: output %(output)s is one number."),
@@ -273,11 +274,11 @@ def _source_problems(step: StepDefinition, earlier: dict[str, StepDefinition]) -
         elif parts[0] == "lot" and len(parts) == 3 and parts[2] == "titer":
             origin = earlier.get(parts[1])
             if origin is None or origin.kind != StepKind.MATERIAL:
-                problems.append(Phrase(gettext_noop("Step %(code)s, input %(input)s: %(step)s is not an earlier "
-                                                    "material step."), {**where, "step": parts[1]}))
+                problems.append(Text(gettext_noop("Step %(code)s, input %(input)s: %(step)s is not an earlier "
+                                                  "material step."), {**where, "step": parts[1]}))
         else:
-            problems.append(Phrase(gettext_noop("Step %(code)s, input %(input)s: unknown source %(source)s."),
-                                   {**where, "source": repr(source)}))
+            problems.append(Text(gettext_noop("Step %(code)s, input %(input)s: unknown source %(source)s."),
+                                 {**where, "source": repr(source)}))
     return problems
 
 
@@ -567,7 +568,7 @@ def mbr_approve(*, actor, mbr: MasterBatchRecord, password: str, expected_revisi
     problems = mbr_problem_phrases(mbr)
     if problems:
         raise NotReady(gettext_noop("The record cannot be approved yet: %(problems)s%(more)s"),
-                       params={"problems": Phrase.join(" ", problems[:5]), "more": more_phrase(len(problems) - 5)})
+                       params={"problems": joined(problems[:5]), "more": more_phrase(len(problems) - 5)})
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=mbr)
     with transaction.atomic():
         locked = _lock_draft(mbr, expected_revision)

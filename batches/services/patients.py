@@ -23,8 +23,9 @@ from batches.services.transitions import batch_transition
 from carmfg.accounts.permissions import SitePerm, require_site_perm
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record, diff_fields
-from carmfg.exceptions import InvalidInput, InvalidTransition, Label, StaleRecord
+from carmfg.exceptions import InvalidInput, InvalidTransition, StaleRecord
 from carmfg.textinput import REASON_MAX_LENGTH, clean_text
+from carmfg.texts import Text
 
 EARLIEST_BIRTH_YEAR = 1900
 WEIGHT_MIN_KG = Decimal("0.5")
@@ -71,26 +72,26 @@ def _code(value, *, field: str, label: str) -> str:
     text = clean_text(value, field=field, max_length=64, required=True)
     if not _CODE_RE.fullmatch(text):
         raise InvalidInput(gettext_noop("%(field)s: letters, digits and punctuation only, no spaces (as its barcode "
-                                        "carries it)."), params={"field": Label(label)}, field=field)
+                                        "carries it)."), params={"field": Text(label)}, field=field)
     return text
 
 
 def _decimal(value, *, field: str, label: str, low: Decimal, high: Decimal, places: int) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": Label(label)}, field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": Text(label)}, field=field)
     try:
         number = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": Label(label)}, field=field) from None
+        raise InvalidInput(gettext_noop("%(field)s: expected a number."), params={"field": Text(label)}, field=field) from None
     if not number.is_finite() or not low <= number <= high:
         raise InvalidInput(gettext_noop("%(field)s: must be between %(low)s and %(high)s."),
-                           params={"field": Label(label), "low": f"{low:,}", "high": f"{high:,}"}, field=field)
+                           params={"field": Text(label), "low": f"{low:,}", "high": f"{high:,}"}, field=field)
     return number.quantize(Decimal(1).scaleb(-places))
 
 
 def _date(value, *, field: str, label: str) -> dt.date:
     if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
-        raise InvalidInput(gettext_noop("%(field)s: expected a date."), params={"field": Label(label)}, field=field)
+        raise InvalidInput(gettext_noop("%(field)s: expected a date."), params={"field": Text(label)}, field=field)
     return value
 
 

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from batches import selectors
 from batches.calculations import REGISTRY, calculation_run
 from batches.charts import expansion_chart_svg, expansion_points
-from batches.exceptions import ConfirmationRequired, IdentityMismatch, Phrase
+from batches.exceptions import ConfirmationRequired, IdentityMismatch
 from batches.models import (
     BatchState,
     DeviationClass,
@@ -45,6 +45,7 @@ from batches.views.submission import form_submit
 from carmfg.accounts.permissions import SitePerm, has_site_perm
 from carmfg.esign.selectors import signatures_for_record
 from carmfg.exceptions import GMPError
+from carmfg.texts import Text
 
 PAGE_SIZE = 25
 SCAN_FIELDS = ("lot_barcode", "equipment_code", "scanned_code")
@@ -720,7 +721,7 @@ def mbr_step_delete(request, pk: int, step_pk: int):
 # --- material lots and equipment ---------------------------------------------------------------------
 
 
-def _shown(problem: Phrase | None) -> str:
+def _shown(problem: Text | None) -> str:
     """Why a lot or a piece of equipment may not be used, in the reader's language; empty when it may."""
     return problem.text if problem is not None else ""
 

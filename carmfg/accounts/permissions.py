@@ -18,7 +18,8 @@ from django.utils.translation import gettext_noop
 from guardian.shortcuts import get_user_perms
 
 from carmfg.accounts.models import Role
-from carmfg.exceptions import PermissionRefused, label
+from carmfg.exceptions import PermissionRefused
+from carmfg.texts import label
 
 if TYPE_CHECKING:
     from carmfg.accounts.models import Site

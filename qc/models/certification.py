@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_noop
 
-from qc.texts import Text
+from carmfg.texts import Text
 
 
 class CertificationKind(models.TextChoices):
@@ -82,7 +82,7 @@ class Alert(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     # What the alert is about, e.g. "overdue:<batch>:<test>": one alert per recipient and key.
     key = models.CharField(max_length=100, blank=True)
-    # Title and message as English templates with their values (``qc.texts.Text``), so that
+    # Title and message as English templates with their values (``carmfg.texts.Text``), so that
     # each recipient reads them in their language; empty for alerts written before.
     texts = models.JSONField(default=dict, blank=True)
 

@@ -17,8 +17,8 @@ from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
 from carmfg.exceptions import PermissionRefused
 from carmfg.textinput import clean_text
+from carmfg.texts import Text
 from qc.models import Alert, NotificationEmail
-from qc.texts import Text
 
 User = get_user_model()
 
@@ -38,7 +38,7 @@ def alert_create(*, actor, site, recipient, title: str, message: str, batch=None
     """One alert for ``recipient``, in the caller's transaction. With a ``key``, at most
     one alert per recipient and key ever exists: a second call creates nothing and
     returns None (so a daily job can run twice). A title or message given as a
-    ``qc.texts.Text`` is stored in English and shown in the recipient's language."""
+    ``carmfg.texts.Text`` is stored in English and shown in the recipient's language."""
     with transaction.atomic(savepoint=False):
         if key and Alert.objects.filter(recipient=recipient, key=key).exists():
             return None

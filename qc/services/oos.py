@@ -33,12 +33,12 @@ from carmfg.esign.models import Meaning
 from carmfg.esign.services import signature_apply, signature_reauthenticate
 from carmfg.exceptions import InvalidInput, StaleRecord
 from carmfg.textinput import clean_text
+from carmfg.texts import Lowered, Text, joined
 from qc.exceptions import NotReady
 from qc.models import OosInvestigation, OosPhase1Conclusion, OosStatus, TestResult
 from qc.selectors import released_provisionally
 from qc.services.alerts import alert_create, notification_email_queue, site_qualified_persons
 from qc.services.results import invalidate_locked
-from qc.texts import Lowered, Text, joined
 
 NOTES_MAX = 10_000
 

@@ -50,6 +50,7 @@ from carmfg.esign.models import Meaning, Signature
 from carmfg.esign.services import signature_apply, signature_reauthenticate
 from carmfg.exceptions import InvalidInput, StaleRecord
 from carmfg.textinput import clean_text
+from carmfg.texts import Lowered, Text, joined
 from qc.checklist import FAILED, Checklist, release_checklist
 from qc.exceptions import NotReady, SegregationOfDuties
 from qc.models import (
@@ -61,7 +62,6 @@ from qc.models import (
     ResultStatus,
     TestResult,
 )
-from qc.texts import Lowered, Text, joined
 
 JUSTIFICATION_MIN = 20
 JUSTIFICATION_MAX = 10_000

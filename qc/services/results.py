@@ -32,6 +32,7 @@ from carmfg.esign.models import Meaning
 from carmfg.esign.services import signature_apply, signature_reauthenticate, signatures_void_changed
 from carmfg.exceptions import StaleRecord
 from carmfg.textinput import REASON_MAX_LENGTH, clean_text
+from carmfg.texts import Lowered, Text
 from qc.evaluation import QUALITATIVE_PAIRS, evaluate, parse_number
 from qc.exceptions import InvalidInput, NotReady, SegregationOfDuties
 from qc.models import (
@@ -44,7 +45,6 @@ from qc.models import (
     TestResult,
 )
 from qc.selectors import QC_ACTIVE_STATES, batch_test_status, pinned_specification
-from qc.texts import Lowered, Text
 
 COMMENT_MAX = 2000
 RAW_VALUE_MAX = 40

@@ -30,10 +30,10 @@ from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
 from carmfg.exceptions import InvalidInput
 from carmfg.textinput import clean_text
+from carmfg.texts import Lowered
 from qc.exceptions import NotReady
 from qc.models import Sample
 from qc.selectors import pinned_specification
-from qc.texts import Lowered
 
 SAMPLE_TYPE_MAX = 60
 

@@ -30,10 +30,10 @@ from carmfg.esign.selectors import signatures_for_record
 from carmfg.esign.services import signature_apply, signature_reauthenticate, signatures_void_changed
 from carmfg.exceptions import PermissionRefused, StaleRecord
 from carmfg.textinput import clean_text
+from carmfg.texts import Lowered, Text, joined
 from qc.exceptions import InvalidInput, InvalidTransition, NotReady
 from qc.models import LimitType, QualitativeResult, Specification, SpecStatus, TestDefinition
 from qc.spec_data import ARI_0001_LIKE, definition_rows
-from qc.texts import Lowered, Text, joined
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_TESTS = 60

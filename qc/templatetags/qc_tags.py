@@ -13,8 +13,8 @@ from django.utils.translation import gettext, gettext_noop, ngettext
 
 from batches.quantities import format_value as _format_value
 from carmfg.numbers import localize_number_text
+from carmfg.texts import text_of as _text_of
 from qc.models import QualitativeResult
-from qc.texts import text_of as _text_of
 
 register = template.Library()
 
@@ -26,7 +26,7 @@ def format_value(value, places: int | None = None) -> str:
 
 @register.filter
 def text_of(value) -> str:
-    """A computed sentence (``qc.texts.Text``) in the reader's language; other text as it is."""
+    """A computed sentence (``carmfg.texts.Text``) in the reader's language; other text as it is."""
     return _text_of(value)
 
 

@@ -25,10 +25,10 @@ from django.views.decorators.http import require_GET, require_POST
 from batches.selectors import batch_get_for_user
 from carmfg.audit.selectors import audit_sites_for_user
 from carmfg.exceptions import GMPError
+from carmfg.texts import text_of
 from qc import documents
 from qc.models import DocumentPurpose, DocumentStatus
 from qc.selectors import record_document_get_for_user, record_document_list_for_batch
-from qc.texts import text_of
 from qc.verification import verify_record
 
 # How far a record has come, for the progress bar (out of PROGRESS_STEPS).

@@ -21,6 +21,7 @@ from batches.selectors import batch_get_for_user
 from carmfg.accounts.permissions import SitePerm, has_site_perm
 from carmfg.esign.selectors import signatures_for_record
 from carmfg.exceptions import GMPError
+from carmfg.texts import Text
 from qc.exceptions import InvalidInput
 from qc.models import LimitType, OosPhase1Conclusion, OosStatus, QualitativeResult, SpecStatus
 from qc.selectors import (
@@ -40,7 +41,6 @@ from qc.selectors import (
 )
 from qc.services import alerts, oos, results, samples, specifications
 from qc.services.specifications import TEST_FIELDS, specification_problems, specification_signatures
-from qc.texts import Text
 
 FIELD_MAX = 20_000  # no single form field of these pages is longer: a bigger one is refused before any work
 

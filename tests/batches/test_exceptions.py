@@ -14,10 +14,8 @@ from batches.demo_mbr import run_good_steps
 from batches.exceptions import (
     ConfirmationRequired,
     IdentityMismatch,
-    LowerLabel,
     NotReady,
     OutOfOrder,
-    Phrase,
     more_phrase,
 )
 from batches.models import CustodyStep
@@ -26,6 +24,7 @@ from batches.services.custody import custody_scan
 from batches.services.execution import batch_start, step_record
 from carmfg.accounts.services import profile_language_set
 from carmfg.audit.models import Action, AuditEvent
+from carmfg.texts import Lowered, Text, joined
 from tests.batches.coi_steps import a_collection, a_patient, scan_of
 from tests.conftest import PASSWORD
 
@@ -40,9 +39,9 @@ def other_patients_donation(site, coordinator, product):
     return a_collection(coordinator, a_patient(coordinator, site, n=2), product)
 
 
-def test_a_phrase_is_english_in_the_record_and_translated_with_its_nested_values():
+def test_a_sentence_is_english_in_the_record_and_translated_with_its_nested_values():
     nested = NotReady(gettext_noop("The record cannot be approved yet: %(problems)s%(more)s"), params={
-        "problems": Phrase.join(" ", [Phrase(gettext_noop("The record has no stages."))]),
+        "problems": joined([Text(gettext_noop("The record has no stages."))]),
         "more": more_phrase(2),
     })
 
@@ -54,7 +53,7 @@ def test_a_phrase_is_english_in_the_record_and_translated_with_its_nested_values
 
 
 def test_a_choice_label_in_a_sentence_is_lower_case_but_keeps_its_abbreviations():
-    label = LowerLabel("QC sample")
+    label = Lowered("QC sample")
 
     assert label.message == "qc sample"  # as the English record always had it
     with translation.override("ru"):
@@ -62,18 +61,18 @@ def test_a_choice_label_in_a_sentence_is_lower_case_but_keeps_its_abbreviations(
 
 
 def test_what_was_scanned_is_shown_as_it_is_never_translated():
-    scanned = Phrase.literal("Nothing changed.")
+    scanned = Text.literal("Nothing changed.")
 
     with translation.override("ru"):
         assert scanned.text == "Nothing changed."
 
 
-def test_an_untranslated_phrase_is_shown_in_english_with_its_values():
-    error = NotReady("Nobody translated %(what)s.", params={"what": Phrase("this %(n)s", {"n": 3})})
+def test_an_untranslated_sentence_is_shown_in_english_with_its_values():
+    error = NotReady("Nobody translated %(what)s.", params={"what": Text("this %(n)s", {"n": 3})})
 
     with translation.override("ru"):
         assert error.text == "Nobody translated this 3."
-    assert Phrase("").text == ""  # never the catalogue's header
+    assert Text("").text == ""  # never the catalogue's header
 
 
 def test_another_patients_bag_is_refused_in_russian_on_the_page_and_audited_in_english(

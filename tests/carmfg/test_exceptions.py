@@ -3,6 +3,7 @@
 from django.utils import translation
 
 from carmfg.exceptions import GMPError, InvalidInput
+from carmfg.texts import Lowered, Text, shown
 
 
 def test_message_is_english_and_text_follows_the_active_language():
@@ -37,11 +38,46 @@ def test_an_untranslated_message_is_shown_in_english():
 
 
 def test_a_value_that_is_a_sentence_of_its_own_is_translated_with_the_message():
-    from batches.exceptions import Phrase
-
-    inner = Phrase("Refused")
+    inner = Text("Refused")
     error = InvalidInput("You are now working at %(site)s.", params={"site": inner})
 
     assert error.message == "You are now working at Refused."
     with translation.override("ru"):
         assert error.text == "Теперь вы работаете на площадке Отклонено."
+
+
+class _Note:
+    """Not a sentence of ours: something else that happens to have a ``text`` (a comment, a note)."""
+
+    text = "Refused"
+
+    def __str__(self) -> str:
+        return "note 7"
+
+
+def test_only_a_text_is_translated_as_a_value_anything_else_with_a_text_attribute_is_shown_as_it_is():
+    note = _Note()
+    error = InvalidInput("You are now working at %(site)s.", params={"site": note})
+
+    assert error.message == "You are now working at note 7."
+    with translation.override("ru"):
+        assert shown(note) is note
+        assert shown(Text("Refused")) == "Отклонено"
+        assert error.text == "Теперь вы работаете на площадке note 7."
+
+
+def test_a_text_is_english_as_a_string_and_translated_as_text():
+    sentence = Text("You are now working at %(site)s.", {"site": Text("Refused")})
+
+    assert sentence == sentence.message == "You are now working at Refused."
+    assert type(sentence.message) is str
+    with translation.override("ru"):
+        assert sentence.text == "Теперь вы работаете на площадке Отклонено."
+
+
+def test_a_lowered_choice_label_keeps_the_capitals_of_its_translation_after_the_first_letter():
+    status = Lowered("Phase I: laboratory error check")
+
+    assert status.message == "phase i: laboratory error check"  # the English record, as always
+    with translation.override("ru"):
+        assert status.text == "фаза I: проверка на лабораторную ошибку"
