@@ -35,12 +35,6 @@ def equipment_problem_phrase(equipment: Equipment, today: dt.date) -> Text | Non
     return None
 
 
-def equipment_problem(equipment: Equipment, today: dt.date) -> str:
-    """Why ``equipment`` may not be used today, in English words; empty when it may."""
-    problem = equipment_problem_phrase(equipment, today)
-    return problem.message if problem is not None else ""
-
-
 class EquipmentRefused(EquipmentNotUsable):
     def __init__(self, message: str, *, params: dict[str, Any] | None = None, equipment: Equipment | None = None,
                  definition: StepDefinition | None = None):

@@ -46,12 +46,6 @@ def lot_problem_phrase(lot: MaterialLot, today: dt.date) -> Text | None:
     return None
 
 
-def lot_problem(lot: MaterialLot, today: dt.date) -> str:
-    """Why ``lot`` may not be used today, in English words; empty when it may."""
-    problem = lot_problem_phrase(lot, today)
-    return problem.message if problem is not None else ""
-
-
 class LotRefused(MaterialNotUsable):
     """Carries the lot, so the page can offer to request a deviation for it."""
 

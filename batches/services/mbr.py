@@ -119,7 +119,7 @@ def _as_bool(value, field: str) -> bool:
 
 
 def clean_step_fields(values: dict[str, Any]) -> dict[str, Any]:
-    """Step fields checked one by one (cross-step rules are in :func:`mbr_problems`)."""
+    """Step fields checked one by one (cross-step rules are in :func:`mbr_problem_phrases`)."""
     unknown = set(values) - set(STEP_FIELDS)
     if unknown:
         raise InvalidInput(gettext_noop("Unknown step fields: %(fields)s."), params={"fields": ", ".join(sorted(unknown))})
@@ -204,11 +204,6 @@ def _check_kind(step: dict[str, Any]) -> None:
         raise InvalidInput(gettext_noop("Only calculation steps name a calculation."), field="calculation")
     if step["repeatable"] and kind in (StepKind.CALCULATION, StepKind.SIGNATURE):
         raise InvalidInput(gettext_noop("Calculation and signature steps cannot be repeated."), field="repeatable")
-
-
-def mbr_problems(mbr: MasterBatchRecord) -> list[str]:
-    """What keeps ``mbr`` from being approved, in English words; empty when it is complete."""
-    return [problem.message for problem in mbr_problem_phrases(mbr)]
 
 
 def mbr_problem_phrases(mbr: MasterBatchRecord) -> list[Text]:

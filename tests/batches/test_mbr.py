@@ -18,7 +18,7 @@ from batches.services.mbr import (
     mbr_clone,
     mbr_load,
     mbr_make_effective,
-    mbr_problems,
+    mbr_problem_phrases,
     mbr_step_add,
     mbr_step_update,
 )
@@ -52,7 +52,7 @@ def test_shipped_recipe_has_every_stage_of_a_car_t_process_and_every_kind_of_ste
                       "labelling", "qc_sampling"]
     assert kinds == set(StepKind.values)
     assert draft.status == MbrStatus.DRAFT
-    assert mbr_problems(draft) == []
+    assert [problem.message for problem in mbr_problem_phrases(draft)] == []
 
 
 def test_a_draft_needs_both_a_site_admin_and_a_qp_approval(draft, site_admin, qp):
