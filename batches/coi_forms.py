@@ -152,6 +152,29 @@ class IntakeForm(forms.Form):
         chain_enter(self, list(self.fields))
 
 
+class IntakeCorrectionForm(forms.Form):
+    """The intake's measured values, shown as recorded; what is changed is corrected. The
+    bag's label scan (identity) is not on this form: it cannot be corrected."""
+
+    collection_started_at = _datetime_field(_("Collection started"))
+    collection_ended_at = _datetime_field(_("Collection ended"))
+    received_at = _datetime_field(_("Received here"))
+    transport_temperature_c = forms.DecimalField(label=_("Transport temperature (°C)"), max_digits=5, decimal_places=1)
+    volume_ml = forms.DecimalField(label=_("Volume (mL)"), max_digits=7, decimal_places=1, min_value=0)
+    wbc_10e3_per_ul = forms.DecimalField(label=_("WBC (×10³/µL)"), max_digits=7, decimal_places=2, min_value=0)
+    cd3_cells_total = forms.DecimalField(label=_("CD3+ cells (total)"), max_digits=20, decimal_places=0, min_value=0,
+                                         help_text=_("e.g. 3200000000 or 3.2e9"))
+    bag_intact = forms.TypedChoiceField(label=_("Bag intact?"), choices=YES_NO, coerce=lambda v: v == "yes",
+                                        widget=forms.RadioSelect)
+    reason = forms.CharField(max_length=REASON_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 3}),
+                             label=_("Reason for the correction"),
+                             help_text=_("e.g. “typing error: 5.0 °C written as 50 °C”. Kept with the old and new "
+                                         "values."))
+    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+                               max_length=4096, strip=False, label=_("Your password (signature)"))
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+
 class IntakeDecisionForm(forms.Form):
     decision = forms.ChoiceField(label=_("Decision"), choices=[("accept_with_deviation", _("Accept with deviation")), ("reject", _("Reject"))],
                                  widget=forms.RadioSelect)

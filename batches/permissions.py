@@ -53,6 +53,7 @@ ROUTE_PERMS: dict[str, RoutePerm] = {
     "label_destroy": RoutePerm(LABEL_PERMS, gettext_noop("destroy labels")),
     "custody_scan": RoutePerm(SCAN_PERMS, gettext_noop("record custody scans")),
     "intake_record": RoutePerm(EXECUTE, gettext_noop("record apheresis intake")),
+    "intake_correct": RoutePerm(EXECUTE, gettext_noop("correct apheresis intakes"), POST),
     "order_cancel": RoutePerm((SitePerm.PATIENTS,), gettext_noop("cancel orders"), POST),
     "intake_criteria_edit": RoutePerm(ADMIN, gettext_noop("change intake acceptance criteria"), POST),
 }

@@ -5,6 +5,7 @@ Objects of other sites raise ``Http404``: their existence is not revealed.
 
 from __future__ import annotations
 
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -16,6 +17,7 @@ from batches.models import (
     Donation,
     Equipment,
     Infusion,
+    IntakeCorrection,
     Label,
     MasterBatchRecord,
     MaterialLot,
@@ -28,6 +30,9 @@ from batches.models import (
 )
 from carmfg.accounts.selectors import site_ids_for_user
 from carmfg.audit.models import Action, AuditEvent
+from carmfg.esign.models import Signature
+from carmfg.esign.selectors import SignatureView
+from carmfg.esign.services import signable_hash
 
 
 def _scoped(qs: QuerySet, user) -> QuerySet:
@@ -232,6 +237,22 @@ def intake_get_for_user(user, pk) -> ApheresisIntake:
 
 def intake_for_donation(donation: Donation) -> ApheresisIntake | None:
     return ApheresisIntake.objects.filter(donation=donation).select_related("recorded_by", "deviation").first()
+
+
+def intake_correction_list(intake: ApheresisIntake) -> list[tuple[IntakeCorrection, list[SignatureView]]]:
+    """The intake's corrections, oldest first, each with its signatures (two queries)."""
+    corrections = list(IntakeCorrection.objects.filter(intake=intake).select_related("corrected_by", "deviation")
+                       .order_by("sequence"))
+    if not corrections:
+        return []
+    by_record: dict[str, list[SignatureView]] = {str(c.pk): [] for c in corrections}
+    hashes = {str(c.pk): signable_hash(c) for c in corrections}
+    for sig in Signature.objects.filter(content_type=ContentType.objects.get_for_model(IntakeCorrection),
+                                        object_id__in=list(by_record)).order_by("signed_at", "pk"):
+        status = ("voided" if sig.voided_at is not None
+                  else "invalidated" if sig.content_hash != hashes[sig.object_id] else "valid")
+        by_record[sig.object_id].append(SignatureView(signature=sig, status=status))
+    return [(c, by_record[str(c.pk)]) for c in corrections]
 
 
 def batch_for_donation(donation: Donation) -> Batch | None:

@@ -227,11 +227,19 @@ def _identity(batch: Batch) -> ChecklistItem:
             {"where": changes.get("step") or changes.get("context") or Text(gettext_noop("a handoff")),
              "at": f"{event.occurred_at:%Y-%m-%d %H:%M}", "cause": changes["cause"] if "cause" in changes else Text(gettext_noop("mismatch"))},
         ))
-    ok = Text(gettext_noop("DIN %(din)s: intake accepted; labels printed %(printed)s = applied %(applied)s + "
-                           "destroyed %(destroyed)s; no unresolved mismatch."),
-              {"din": donation.din, "printed": labels.printed, "applied": labels.applied, "destroyed": labels.destroyed})
-    return _item("identity", gettext_noop("Chain of identity"), problems, ok,
-                 link=_url("batches:coi_timeline", donation.pk) or _url("batches:batch_detail", batch.pk))
+    counts = {"din": donation.din, "printed": labels.printed, "applied": labels.applied, "destroyed": labels.destroyed}
+    link = _url("batches:coi_timeline", donation.pk) or _url("batches:batch_detail", batch.pk)
+    corrections = intake.corrections.count() if intake is not None else 0
+    if intake is not None and corrections:
+        # Review by exception: values corrected after the intake was recorded are for the QP to read.
+        ok = Text(gettext_noop("DIN %(din)s: intake accepted, its values corrected after recording (%(corrections)s "
+                               "signed correction(s): read them); labels printed %(printed)s = applied %(applied)s + "
+                               "destroyed %(destroyed)s; no unresolved mismatch."), {**counts, "corrections": corrections})
+        link = _url("batches:intake_correct", intake.pk) or link
+    else:
+        ok = Text(gettext_noop("DIN %(din)s: intake accepted; labels printed %(printed)s = applied %(applied)s + "
+                               "destroyed %(destroyed)s; no unresolved mismatch."), counts)
+    return _item("identity", gettext_noop("Chain of identity"), problems, ok, link=link)
 
 
 # --- steps and signatures --------------------------------------------------------------------
