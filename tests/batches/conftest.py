@@ -20,30 +20,12 @@ from batches.models import (
     StepDefinition,
 )
 from carmfg.accounts.services import profile_language_set
-from qc.models import Specification, SpecStatus, TestDefinition
-from qc.spec_data import ARI_0001_LIKE, definition_rows
-
-
-def effective_specification(product):
-    """Starting state: the shipped ARI-0001-like specification, effective for ``product``
-    (every new batch pins the effective specification)."""
-    spec = Specification.objects.create(
-        site=product.site, product=product, version=1, status=SpecStatus.EFFECTIVE, effective_at=timezone.now(),
-        **{k: v for k, v in ARI_0001_LIKE.items() if k != "tests"},
-    )
-    for row in definition_rows():
-        TestDefinition.objects.create(specification=spec, **row)
-    return spec
+from tests.fixtures.products import cd19_product, effective_specification
 
 
 @pytest.fixture
 def product(site):
-    product = Product.objects.create(
-        site=site, code="cd19-cart", name="Anti-CD19 CAR-T (ARI-0001-like)",
-        pathway=RegulatoryPathway.HOSPITAL_EXEMPTION, product_code="S1234", fraction_percents=[10, 30, 60],
-    )
-    effective_specification(product)
-    return product
+    return cd19_product(site)
 
 
 @pytest.fixture

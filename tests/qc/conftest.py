@@ -42,8 +42,9 @@ from batches.services.execution import batch_complete, step_record, step_verify
 from qc.models import QualitativeResult, Specification, SpecStatus, TestDefinition, TestResult
 from qc.selectors import batch_test_status
 from qc.services.results import result_enter, result_review
-from qc.spec_data import ARI_0001_LIKE, definition_rows
+from qc.spec_data import definition_rows
 from tests.conftest import PASSWORD
+from tests.fixtures.products import cd19_product, effective_specification
 
 LONG_AGO = dt.timedelta(days=60)
 
@@ -71,24 +72,13 @@ LATE_CODES = [row["code"] for row in definition_rows() if not row["required_for_
 
 
 def make_effective_specification(product, *, effective_at=None) -> Specification:
-    spec = Specification.objects.create(
-        site=product.site, product=product, version=1, status=SpecStatus.EFFECTIVE,
-        effective_at=effective_at or timezone.now() - LONG_AGO,
-        **{k: v for k, v in ARI_0001_LIKE.items() if k != "tests"},
-    )
-    for row in definition_rows():
-        TestDefinition.objects.create(specification=spec, **row)
-    return spec
+    """The shipped specification, in force for ``product`` since long before its batches."""
+    return effective_specification(product, effective_at=effective_at or timezone.now() - LONG_AGO)
 
 
 @pytest.fixture
 def product(site):
-    product = Product.objects.create(
-        site=site, code="cd19-cart", name="Anti-CD19 CAR-T (ARI-0001-like)",
-        pathway=RegulatoryPathway.HOSPITAL_EXEMPTION, product_code="S1234", fraction_percents=[10, 30, 60],
-    )
-    make_effective_specification(product)
-    return product
+    return cd19_product(site, spec_effective_at=timezone.now() - LONG_AGO)
 
 
 @pytest.fixture

@@ -41,8 +41,7 @@ from batches.models import (
     RegulatoryPathway,
 )
 from qc import pdfsigning
-from qc.models import Specification, SpecStatus, TestDefinition
-from qc.spec_data import ARI_0001_LIKE, definition_rows
+from tests.fixtures.products import effective_specification
 
 
 @dataclass(frozen=True)
@@ -134,12 +133,7 @@ def make_batch(site, *, number: str = "CT-2026-0001", din: str = "W000126000123"
         pathway=RegulatoryPathway.HOSPITAL_EXEMPTION, product_code="S1234", fraction_percents=[10, 30, 60],
     )
     # A batch pins the product's effective specification when it is created.
-    spec = Specification.objects.create(
-        site=site, product=product, version=1, status=SpecStatus.EFFECTIVE, effective_at=timezone.now(),
-        **{k: v for k, v in ARI_0001_LIKE.items() if k != "tests"},
-    )
-    for row in definition_rows():
-        TestDefinition.objects.create(specification=spec, **row)
+    effective_specification(product)
     mbr = MasterBatchRecord.objects.create(
         site=site, product=product, version=1, title="CD19 CAR-T manufacturing", status=MbrStatus.EFFECTIVE,
         effective_at=timezone.now(),
