@@ -29,9 +29,22 @@ GOAL_P95_MS = 150.0
 PAGES = [
     ("batch list", "tech", lambda: reverse("batches:index")),
     ("QP release queue", "qp", lambda: reverse("qc:release")),
-    ("audit search: action filter, page 3", "auditor", lambda: reverse("audit_list") + "?action=sign&page=3"),
-    ("audit search: one batch's trail", "auditor", lambda: reverse("audit_list") + "?root_type=batches.batch&root_id={batch}"),
+    ("audit search: action filter, page 3", "auditor", lambda: reverse("audit_list") + "?action=sign&before={page3}"),
+    ("audit search: one batch's trail", "auditor", lambda: reverse("audit_list") + "?root=batches.batch:{batch}"),
 ]
+
+
+def _third_page_cursor(username: str) -> str:
+    """Where "Older" twice leads from the newest signatures (the list pages by cursor)."""
+    from carmfg.audit.selectors import AuditFilter, audit_event_page_for_user
+
+    user, flt = get_user_model().objects.get(username=username), AuditFilter(action="sign")
+    cursor = None
+    for _ in range(2):
+        cursor = audit_event_page_for_user(user, flt, before=cursor).older
+        if cursor is None:
+            return ""
+    return str(cursor)
 
 
 def _client(username: str) -> Client:
@@ -90,9 +103,12 @@ def run(quick: bool) -> list[Result]:
     n = 50 if quick else 100
     results = []
     for name, who, url_of in PAGES:
-        scale_times, scale_queries = _timed(_client(f"{who}-{scale_code}"), url_of().format(batch=released(scale_code)), n)
-        empty_times, empty_queries = _timed(_client(f"{who}-{empty_code}"), url_of().format(batch=0), n)
-        _, few_queries = _timed(_client(f"{who}-{few_code}"), url_of().format(batch=released(few_code)), 0)
+        def url(code: str, url_of=url_of) -> str:
+            return url_of().format(batch=released(code), page3=_third_page_cursor(f"auditor-{code}"))
+
+        scale_times, scale_queries = _timed(_client(f"{who}-{scale_code}"), url(scale_code), n)
+        empty_times, empty_queries = _timed(_client(f"{who}-{empty_code}"), url(empty_code), n)
+        _, few_queries = _timed(_client(f"{who}-{few_code}"), url(few_code), 0)
         p95, p95_empty = _p95(scale_times), _p95(empty_times)
         # An empty list skips the queries of its rows' details; the count must not grow
         # from one batch per state (few) to thousands.

@@ -68,6 +68,11 @@ class AuditEvent(models.Model):
             models.Index(fields=["object_type", "object_id"], name="audit_object"),
             models.Index(fields=["root_type", "root_id", "seq"], name="audit_root"),
             models.Index(fields=["actor", "-occurred_at"], name="audit_actor_time"),
+            # The audit list reads each chain newest first (keyset pagination, see
+            # selectors.audit_event_page_for_user), with or without its common filters.
+            models.Index(fields=["chain", "-occurred_at", "-id"], name="audit_chain_time"),
+            models.Index(fields=["chain", "action", "-occurred_at", "-id"], name="audit_chain_action_time"),
+            models.Index(fields=["chain", "actor_username", "-occurred_at", "-id"], name="audit_chain_user_time"),
         ]
 
     def __str__(self) -> str:

@@ -4,7 +4,6 @@ import csv
 import json
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Max
 from django.http import Http404, HttpResponse, StreamingHttpResponse
@@ -13,7 +12,13 @@ from django.utils.translation import gettext_noop
 
 from carmfg.audit.forms import AuditFilterForm
 from carmfg.audit.models import Action
-from carmfg.audit.selectors import AuditFilter, audit_event_list_for_user, audit_sites_for_user
+from carmfg.audit.selectors import (
+    AuditCursor,
+    AuditFilter,
+    audit_event_list_for_user,
+    audit_event_page_for_user,
+    audit_sites_for_user,
+)
 from carmfg.audit.services import audit_record
 from carmfg.exceptions import InvalidInput
 
@@ -22,28 +27,45 @@ EXPORT_COLUMNS = [
     "object_id", "object_repr", "root_type", "root_id", "changes", "reason", "request_id", "prev_hash", "hash",
 ]
 EXPORT_MAX_EVENTS = 200_000
+PAGING_PARAMS = ("page", "before", "after")
 
 
-def _form_and_events(request):
+def _form_and_filter(request) -> tuple[AuditFilterForm, AuditFilter | None]:
     sites = audit_sites_for_user(request.user)
     if not sites:
         raise Http404("No audit trail available to you.")
     params = request.GET.copy()
-    params.pop("page", None)
+    for name in PAGING_PARAMS:
+        params.pop(name, None)
     form = AuditFilterForm(params or None, sites=sites)
     if not form.is_bound:
-        return form, audit_event_list_for_user(request.user, AuditFilter())
+        return form, AuditFilter()
     if not form.is_valid():
         return form, None
-    return form, audit_event_list_for_user(request.user, form.to_filter())
+    return form, form.to_filter()
+
+
+def _form_and_events(request):
+    form, flt = _form_and_filter(request)
+    return form, (audit_event_list_for_user(request.user, flt) if flt is not None else None)
 
 
 @login_required
 def audit_list(request):
-    form, events = _form_and_events(request)
-    page = Paginator(events, 50).get_page(request.GET.get("page")) if events is not None else None
+    """The trail, newest first, 50 events a page; "Older" and "Newer" follow cursors
+    (``before``/``after``), so any page of millions of events costs the same. A cursor
+    that is not one shows the newest events."""
+    form, flt = _form_and_filter(request)
+    page = None
+    if flt is not None:
+        before = AuditCursor.parse(request.GET.get("before"))
+        after = AuditCursor.parse(request.GET.get("after")) if before is None else None
+        page = audit_event_page_for_user(request.user, flt, before=before, after=after)
+        if after is not None and not page.object_list:  # nothing newer: the newest page
+            page = audit_event_page_for_user(request.user, flt)
     query = request.GET.copy()
-    query.pop("page", None)
+    for name in PAGING_PARAMS:
+        query.pop(name, None)
     return render(request, "audit/list.html", {"form": form, "page": page, "query": query.urlencode()})
 
 
