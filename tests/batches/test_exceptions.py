@@ -21,8 +21,7 @@ from batches.exceptions import (
 from batches.models import CustodyStep
 from batches.progress import load_plan
 from batches.services.custody import custody_scan
-from batches.services.execution import batch_start, step_record
-from carmfg.accounts.services import profile_language_set
+from batches.services.execution import step_record
 from carmfg.audit.models import Action, AuditEvent
 from carmfg.texts import Lowered, Text, joined
 from tests.batches.coi_steps import a_collection, a_patient, scan_of
@@ -76,10 +75,9 @@ def test_an_untranslated_sentence_is_shown_in_english_with_its_values():
 
 
 def test_another_patients_bag_is_refused_in_russian_on_the_page_and_audited_in_english(
-    donation, other_patients_donation, technician, client_for
+    donation, other_patients_donation, technician, russian_client
 ):
-    profile_language_set(actor=technician, language="ru")
-    client = client_for(technician)
+    client = russian_client(technician)
     patient = other_patients_donation.order.patient.pseudonym
 
     response = client.post(reverse("batches:custody_scan", args=[donation.pk, CustodyStep.TRANSPORT]), {
@@ -113,10 +111,9 @@ def test_a_wrong_bag_refusal_keeps_english_for_the_record_and_russian_for_the_us
 
 
 def test_a_value_outside_the_alert_limits_is_explained_in_russian_with_its_value_and_limits(
-    shipped_mbr, demo_materials, make_batch, technician, verifier
+    started_batch, technician, verifier
 ):
-    batch = make_batch(shipped_mbr.product)
-    batch = batch_start(actor=technician, batch=batch, expected_version=batch.version)
+    batch = started_batch
     run_good_steps(batch=batch, technician=technician, verifier=verifier, password=PASSWORD,
                    stop_before="apheresis_volume_ml")
     state = load_plan(batch).by_code["apheresis_volume_ml"]
@@ -134,10 +131,9 @@ def test_a_value_outside_the_alert_limits_is_explained_in_russian_with_its_value
 
 
 def test_a_step_out_of_order_is_refused_in_russian_naming_the_steps_before_it(
-    shipped_mbr, demo_materials, make_batch, technician
+    started_batch, technician
 ):
-    batch = make_batch(shipped_mbr.product)
-    batch = batch_start(actor=technician, batch=batch, expected_version=batch.version)
+    batch = started_batch
     state = load_plan(batch).by_code["apheresis_volume_ml"]
 
     with pytest.raises(OutOfOrder) as excinfo:
