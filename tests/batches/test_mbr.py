@@ -11,7 +11,7 @@ from batches.demo_mbr import label_scan, shipped_mbr_data
 from batches.exceptions import NotReady
 from batches.models import LimitResult, MasterBatchRecord, MbrStatus, StepDefinition, StepKind
 from batches.progress import load_plan
-from batches.services.execution import batch_start, step_record
+from batches.services.execution import step_record
 from batches.services.mbr import (
     mbr_approval_state,
     mbr_approve,
@@ -182,9 +182,8 @@ def test_a_clone_copies_every_stage_and_step(shipped_mbr, site_admin):
     assert v2.status == MbrStatus.DRAFT
 
 
-def test_a_new_version_never_changes_a_running_batch(shipped_mbr, site_admin, qp, technician, make_batch, demo_materials):
-    batch = make_batch(shipped_mbr.product)
-    batch_start(actor=technician, batch=batch, expected_version=batch.version)
+def test_a_new_version_never_changes_a_running_batch(shipped_mbr, started_batch, site_admin, qp, technician):
+    batch = started_batch
     v2 = mbr_clone(actor=site_admin, mbr=shipped_mbr, change_summary="Stricter apheresis volume")
     volume_v2 = StepDefinition.objects.get(stage__mbr=v2, code="apheresis_volume_ml")
     mbr_step_update(actor=site_admin, step=volume_v2, expected_revision=v2.revision, reason="stricter",
