@@ -193,15 +193,9 @@ def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.2):
 @pytest.fixture
 def product(site):
     """The demo's anti-CD19 product with the shipped specification in force."""
-    from batches.models import Product, RegulatoryPathway
-    from tests.batches.conftest import effective_specification
+    from tests.fixtures.products import cd19_product
 
-    product = Product.objects.create(
-        site=site, code="cd19-cart", name="Anti-CD19 CAR-T (ARI-0001-like)",
-        pathway=RegulatoryPathway.HOSPITAL_EXEMPTION, product_code="S1234", fraction_percents=[10, 30, 60],
-    )
-    effective_specification(product)
-    return product
+    return cd19_product(site)
 
 
 @pytest.fixture
