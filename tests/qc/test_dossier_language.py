@@ -5,15 +5,17 @@ whole PDF is printed in it. What the record embeds as data stays as stored (Engl
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 
 import pytest
-from django.utils import translation
+from django.utils import timezone, translation
 from pypdf import PdfReader
 
 from carmfg.accounts.services import profile_language_set
 from carmfg.audit.models import Action, AuditEvent
+from carmfg.canonical import canonical_json
 from carmfg.esign.models import Meaning
 from qc import documents
 from qc.models import (
@@ -140,6 +142,46 @@ def test_draft_export_watermark_in_russian(record_settings, make_batch, auditor,
     assert "ЧЕРНОВИК · НЕ СЕРТИФИЦИРОВАНО" in text
     assert "DRAFT" not in text
     assert "Серия не сертифицирована" in text
+
+
+def test_english_and_russian_records_of_one_snapshot_embed_the_same_data_and_hash(
+    record_settings, make_batch, qc_passed, qp
+):
+    """The embedded data is built in English whoever reads the record: the same batch at
+    the same moment gives the same data, and the same SHA-256, in both languages; only
+    the language the record states it was printed in differs."""
+    batch = make_batch()
+    qc_passed(batch)
+    certification = certification_provisional_sign(actor=qp, batch=batch, password=PASSWORD)
+    document = BatchRecordDocument.objects.get(certification=certification)
+    at = timezone.now()
+
+    contents = {}
+    for language in ("en", "ru"):
+        document.language = language
+        # The active language is the reader's too, as in a request or a worker that kept it.
+        with translation.override(language):
+            contents[language] = documents.record_content(document, generated_at=at)
+    english, russian = contents["en"], contents["ru"]
+
+    assert russian.data["document"]["language"] == "ru"
+    assert russian.data["sections"] == english.data["sections"]
+    as_english = {**russian.data, "document": {**russian.data["document"], "language": "en"}}
+    assert canonical_json(as_english) == english.data_json
+    assert hashlib.sha256(canonical_json(as_english)).hexdigest() == english.data_sha256
+    # Each record with its own language: identical but for that one stated field.
+    document.language = "ru"
+    with translation.override("en"):
+        again = documents.record_content(document, generated_at=at)
+    assert (again.data_json, again.data_sha256) == (russian.data_json, russian.data_sha256)
+    assert russian.data["sections"]["batch"]["state_label"] == "Provisionally released"
+    # Not a vacuous comparison: what the Russian record prints is Russian.
+    printed = {}
+    for language, content in contents.items():
+        document.language = language
+        printed[language] = documents.render_batch_record_html(document, content=content)
+    assert "Выпущена условно" in printed["ru"]
+    assert "Выпущена условно" not in printed["en"]
 
 
 def test_language_is_the_requesters_active_language_when_the_profile_has_none(make_batch, auditor):
