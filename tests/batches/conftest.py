@@ -14,13 +14,11 @@ from django.utils import timezone
 from batches.models import (
     MasterBatchRecord,
     MbrStatus,
-    Product,
-    RegulatoryPathway,
     StageDefinition,
     StepDefinition,
 )
 from carmfg.accounts.services import profile_language_set
-from tests.fixtures.products import cd19_product, effective_specification
+from tests.fixtures.products import cd19_product, other_site_product
 
 
 @pytest.fixture
@@ -30,10 +28,7 @@ def product(site):
 
 @pytest.fixture
 def other_product(other_site):
-    product = Product.objects.create(site=other_site, code="cd19-cart", name="Anti-CD19 CAR-T",
-                                     pathway=RegulatoryPathway.COMPOUNDING, product_code="S9999")
-    effective_specification(product)
-    return product
+    return other_site_product(other_site)
 
 
 @pytest.fixture

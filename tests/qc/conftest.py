@@ -33,8 +33,6 @@ from batches.models import (
     MbrStatus,
     Order,
     Patient,
-    Product,
-    RegulatoryPathway,
     StageDefinition,
     StepDefinition,
 )
@@ -44,7 +42,7 @@ from qc.selectors import batch_test_status
 from qc.services.results import result_enter, result_review
 from qc.spec_data import definition_rows
 from tests.conftest import PASSWORD
-from tests.fixtures.products import cd19_product, effective_specification
+from tests.fixtures.products import cd19_product, effective_specification, other_site_product
 
 LONG_AGO = dt.timedelta(days=60)
 
@@ -83,10 +81,7 @@ def product(site):
 
 @pytest.fixture
 def other_product(other_site):
-    product = Product.objects.create(site=other_site, code="cd19-cart", name="Anti-CD19 CAR-T",
-                                     pathway=RegulatoryPathway.COMPOUNDING, product_code="S9999")
-    make_effective_specification(product)
-    return product
+    return other_site_product(other_site, spec_effective_at=timezone.now() - LONG_AGO)
 
 
 @pytest.fixture
