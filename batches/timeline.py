@@ -2,7 +2,7 @@
 
 Everything that happened to the patient's material, in the order it happened: the
 DIN issued, labels printed / applied / destroyed, each custody scan with where and
-at what temperature, the intake and its decision, the batch, each fraction infused,
+at what temperature, the intake, its corrections (old → new) and its decision, the batch, each fraction infused,
 and every refused (blocked) scan from the audit trail. Reads only.
 
 Texts are in the active language (the signed batch record builds the timeline once in
@@ -25,10 +25,12 @@ from batches.selectors import (
     blocked_event_list_for_donation,
     custody_event_list_for_donation,
     infusion_list_for_batch,
+    intake_correction_list,
     intake_for_donation,
     label_list_for_donation,
 )
 from batches.services.intake import cells_text
+from batches.services.intake_correction import FIELD_LABELS, stored_value_text
 from carmfg.esign.selectors import signatures_for_record
 from carmfg.numbers import localize_number_text
 
@@ -36,7 +38,7 @@ from carmfg.numbers import localize_number_text
 @dataclass(frozen=True)
 class Entry:
     at: dt.datetime
-    kind: str  # registered, labels, custody, intake, decision, batch, infusion, blocked
+    kind: str  # registered, labels, custody, intake, correction, decision, batch, infusion, blocked
     title: str
     who: str
     where: str = ""
@@ -116,6 +118,28 @@ def coi_timeline(donation: Donation) -> list[Entry]:
                 else gettext("Outside criteria: %(failed)s") % {"failed": "; ".join(failed)},
             ],
         ))
+        for correction, signatures in intake_correction_list(intake):
+            # The intake entry above shows the values as they stand; each correction says what was first written.
+            changes = correction.changes if isinstance(correction.changes, dict) else {}
+            entries.append(Entry(
+                at=correction.corrected_at, kind="correction",
+                title=gettext("Intake corrected (%(number)s)") % {"number": correction.sequence},
+                who=next((v.signature.signer_name for v in signatures if v.is_valid), _name(correction.corrected_by)),
+                details=[
+                    *(gettext("%(label)s: %(old)s → %(new)s") % {
+                        "label": gettext(FIELD_LABELS.get(name) or name),
+                        "old": localize_number_text(stored_value_text(name, change.get("old"), zone)),
+                        "new": localize_number_text(stored_value_text(name, change.get("new"), zone))}
+                      for name, change in changes.items() if isinstance(change, dict)),
+                    gettext("Reason: %(reason)s") % {"reason": correction.reason},
+                    gettext("Outcome: %(old)s → %(new)s") % {
+                        "old": gettext(IntakeOutcome(correction.outcome_before).label).lower(),
+                        "new": gettext(IntakeOutcome(correction.outcome_after).label).lower()}
+                    if correction.outcome_before != correction.outcome_after else "",
+                    gettext("Deviation %(number)s") % {"number": correction.deviation.number}
+                    if correction.deviation else "",
+                ],
+            ))
         if intake.outcome in (IntakeOutcome.ACCEPTED_WITH_DEVIATION, IntakeOutcome.REJECTED):
             for view in signatures_for_record(intake):
                 sig = view.signature

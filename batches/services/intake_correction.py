@@ -38,7 +38,7 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop
 
 from batches.exceptions import BatchError
 from batches.models import (
@@ -82,6 +82,34 @@ IDENTITY_FIELDS = frozenset({
 CORRECTABLE_BATCH_STATES = (BatchState.PLANNED, BatchState.IN_PROCESS, BatchState.AWAITING_RELEASE,
                             BatchState.ON_HOLD)
 CORRECTABLE_OUTCOMES = (IntakeOutcome.PENDING, IntakeOutcome.ACCEPTED, IntakeOutcome.ACCEPTED_WITH_DEVIATION)
+
+
+FIELD_LABELS = {
+    "collection_started_at": gettext_noop("Collection started"),
+    "collection_ended_at": gettext_noop("Collection ended"),
+    "received_at": gettext_noop("Received here"),
+    "transport_temperature_c": gettext_noop("Transport temperature (°C)"),
+    "volume_ml": gettext_noop("Volume (mL)"),
+    "wbc_10e3_per_ul": gettext_noop("WBC (×10³/µL)"),
+    "cd3_cells_total": gettext_noop("CD3+ cells (total)"),
+    "bag_intact": gettext_noop("Bag intact?"),
+}
+
+
+def stored_value_text(name: str, value: Any, zone) -> str:
+    """A value kept in a correction (JSON) as a person reads it."""
+    if value is None:
+        return "—"
+    if name == "bag_intact":
+        return gettext("yes") if value else gettext("no")
+    if name.endswith("_at"):
+        try:
+            return dt.datetime.fromisoformat(str(value)).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            return str(value)
+    if name == "cd3_cells_total":
+        return f"{Decimal(str(value)):,}"
+    return str(value)
 
 
 class IdentityNotCorrectable(BatchError):

@@ -9,7 +9,6 @@ time zone, as the form shows it.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -25,23 +24,14 @@ from batches.models import IntakeCorrection, IntakeOutcome
 from batches.selectors import batch_for_donation, intake_correction_list, intake_get_for_user
 from batches.services.intake_correction import (
     CORRECTABLE_FIELDS,
+    FIELD_LABELS,
     intake_correct,
     intake_correction_blocker,
+    stored_value_text,
 )
 from batches.views.submission import form_error
 from carmfg.accounts.permissions import SitePerm, has_site_perm, require_site_perm
 from carmfg.exceptions import GMPError
-
-FIELD_LABELS = {
-    "collection_started_at": gettext_noop("Collection started"),
-    "collection_ended_at": gettext_noop("Collection ended"),
-    "received_at": gettext_noop("Received here"),
-    "transport_temperature_c": gettext_noop("Transport temperature (°C)"),
-    "volume_ml": gettext_noop("Volume (mL)"),
-    "wbc_10e3_per_ul": gettext_noop("WBC (×10³/µL)"),
-    "cd3_cells_total": gettext_noop("CD3+ cells (total)"),
-    "bag_intact": gettext_noop("Bag intact?"),
-}
 
 
 def _as_shown(value: Any, zone) -> Any:
@@ -49,22 +39,6 @@ def _as_shown(value: Any, zone) -> Any:
     if isinstance(value, dt.datetime):
         return value.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
     return value
-
-
-def _stored_text(name: str, value: Any, zone) -> str:
-    """A value kept in a correction (JSON) as a person reads it."""
-    if value is None:
-        return "—"
-    if name == "bag_intact":
-        return gettext("yes") if value else gettext("no")
-    if name.endswith("_at"):
-        try:
-            return dt.datetime.fromisoformat(str(value)).astimezone(zone).strftime("%Y-%m-%d %H:%M")
-        except ValueError:
-            return str(value)
-    if name == "cd3_cells_total":
-        return f"{Decimal(str(value)):,}"
-    return str(value)
 
 
 def _history(intake, zone) -> list[dict]:
@@ -77,8 +51,8 @@ def _history(intake, zone) -> list[dict]:
             "outcome_before": IntakeOutcome(correction.outcome_before).label,
             "outcome_after": IntakeOutcome(correction.outcome_after).label,
             "changes": [{"label": gettext(FIELD_LABELS.get(name) or name),
-                         "old": _stored_text(name, change.get("old"), zone),
-                         "new": _stored_text(name, change.get("new"), zone)}
+                         "old": stored_value_text(name, change.get("old"), zone),
+                         "new": stored_value_text(name, change.get("new"), zone)}
                         for name, change in changes.items() if isinstance(change, dict)],
             "unmet_after": [item.get("label", key) for key, item in (correction.evaluation_after or {}).items()
                             if isinstance(item, dict) and not item.get("met")],

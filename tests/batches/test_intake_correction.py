@@ -10,6 +10,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batches.models import (
     ApheresisIntake,
@@ -24,12 +26,17 @@ from batches.models import (
 )
 from batches.services.deviations import open_blocking_deviations
 from batches.services.intake import intake_accept_with_deviation, intake_reject
-from batches.services.intake_correction import IdentityNotCorrectable, intake_correct
+from batches.services.intake_correction import (
+    CORRECTABLE_FIELDS,
+    IdentityNotCorrectable,
+    intake_correct,
+)
 from batches.services.transitions import batch_transition
 from carmfg.audit.models import Action, AuditEvent
 from carmfg.esign.exceptions import SignatureRefused
 from carmfg.esign.models import Meaning, Signature
 from carmfg.exceptions import (
+    GMPError,
     InvalidInput,
     InvalidTransition,
     PermissionRefused,
@@ -471,3 +478,35 @@ def test_a_number_that_is_not_finite_is_a_clear_refusal_not_a_crash(site_admin, 
                             min_cd3_cells=value, min_temperature_c="2", max_temperature_c="8",
                             max_hours_collection_to_receipt="24")
     assert not IntakeCriteria.objects.exists()
+
+
+def test_the_chain_of_identity_timeline_shows_each_correction_with_what_was_first_written(intake, technician):
+    from batches.timeline import coi_timeline
+
+    correct(technician, intake, transport_temperature_c=Decimal("9.5"), reason="Thermometer read 9.5 °C")
+
+    [entry] = [e for e in coi_timeline(intake.donation) if e.kind == "correction"]
+    assert entry.title == "Intake corrected (1)"
+    assert entry.who == "Irina Sokolova"
+    assert "Transport temperature (°C): 5.0 → 9.5" in entry.details
+    assert "Reason: Thermometer read 9.5 °C" in entry.details
+    assert "Outcome: accepted → accepted with deviation" in entry.details
+
+
+@settings(max_examples=80, deadline=None)
+@given(reason=st.text(max_size=2100), changes=st.dictionaries(st.text(max_size=30), st.none(), max_size=3))
+def test_any_typed_reason_and_field_names_are_either_taken_or_refused_with_a_message(reason, changes):
+    """What a form or the API can send never escapes as anything but a clear refusal."""
+    from batches.services.intake_correction import _check_request
+
+    try:
+        cleaned = _check_request(changes, reason, 1)
+    except GMPError as exc:
+        refusal = exc.message
+    else:
+        refusal = ""
+        assert cleaned == cleaned.strip()
+        assert 0 < len(cleaned) <= 2000
+        assert "\x00" not in cleaned
+        assert set(changes) <= set(CORRECTABLE_FIELDS)
+    assert refusal or cleaned
