@@ -317,9 +317,11 @@ def intake_accept_with_deviation(
         deviation = deviation_raise(
             actor=actor, site=locked.site, source=DeviationSource.INTAKE, classification=classification,
             title=f"Apheresis {locked.donation.din_display} accepted outside intake criteria",
-            description="Criteria not met: " + "; ".join(
+            description=("Criteria not met: " + "; ".join(
                 f"{item['label']} {item['value']} (limit {item['limit']})" for item in failed
-            ) + f".\nQP decision: {reason}",
+            ) if failed else (  # a pending intake whose corrected values meet them: still the QP's decision
+                "Criteria met on the values corrected after recording (see the intake's corrections)"
+            )) + f".\nQP decision: {reason}",
             donation=locked.donation,
         )
         locked.outcome = IntakeOutcome.ACCEPTED_WITH_DEVIATION

@@ -510,3 +510,17 @@ def test_any_typed_reason_and_field_names_are_either_taken_or_refused_with_a_mes
         assert "\x00" not in cleaned
         assert set(changes) <= set(CORRECTABLE_FIELDS)
     assert refusal or cleaned
+
+
+def test_a_qp_accepting_a_pending_intake_corrected_into_its_criteria_gets_a_deviation_that_says_so(
+    cold_intake, technician, qp, small_mbr
+):
+    correct(technician, cold_intake, transport_temperature_c=Decimal("4.1"), reason="Typing error: 4.1 written as 11")
+    cold_intake.refresh_from_db()
+
+    intake_accept_with_deviation(actor=qp, intake=cold_intake, password=PASSWORD, reason="Correction checked",
+                                 expected_version=cold_intake.version)
+
+    deviation = Deviation.objects.get()
+    assert deviation.description.startswith("Criteria met on the values corrected after recording")
+    assert Batch.objects.filter(donation=cold_intake.donation).exists()
