@@ -48,6 +48,10 @@ class OrderStatus(models.TextChoices):
     REGISTERED = "registered", gettext_noop("Registered")
     COLLECTED = "collected", gettext_noop("Collected")
     IN_MANUFACTURING = "in_manufacturing", gettext_noop("In manufacturing")
+    # The batch was (provisionally) certified: the product may be given.
+    RELEASED = "released", gettext_noop("Product released")
+    # A split dose: some fractions given, not all.
+    PARTLY_INFUSED = "partly_infused", gettext_noop("Partly infused")
     INFUSED = "infused", gettext_noop("Infused")
     FAILED = "failed", gettext_noop("Failed (no product)")
     CANCELLED = "cancelled", gettext_noop("Cancelled")

@@ -141,8 +141,10 @@ def infusion_record(
                                    scanned_code=bag_scanned_code, location=location,
                                    note=f"Fraction {fraction_number} infused; wristband matched")
             order = Order.objects.select_for_update().get(pk=locked.order_id)
-            if len(given) + 1 == len(percents) and order.status != OrderStatus.INFUSED:
-                order_set_status(actor=actor, order=order, status=OrderStatus.INFUSED)
+            # The split dose: the order is infused with its last fraction, partly infused before.
+            status = OrderStatus.INFUSED if len(given) + 1 == len(percents) else OrderStatus.PARTLY_INFUSED
+            if order.status != status:
+                order_set_status(actor=actor, order=order, status=status)
     except Refusal as refusal:
         refuse(actor=actor, donation=donation, refusal=refusal, context="infusion", step=CustodyStep.BEDSIDE)
     return infusion

@@ -318,8 +318,8 @@ def order_cancel(*, actor, order: Order, reason: str, expected_version: int) -> 
 
 
 def order_set_status(*, actor, order: Order, status: str, failure_reason: str = "", reason: str = "") -> None:
-    """Move a locked order along (collected → in manufacturing → infused, or failed), in
-    the caller's transaction."""
+    """Move a locked order along (collected → in manufacturing → product released → partly
+    infused → infused, or failed), in the caller's transaction."""
     old = order.status
     order.status = status
     if failure_reason:
@@ -330,6 +330,28 @@ def order_set_status(*, actor, order: Order, status: str, failure_reason: str = 
     if failure_reason:
         changes["failure_reason"] = failure_reason
     audit_record(actor=actor, action=Action.TRANSITION, obj=order, changes=changes, reason=reason)
+
+
+# The order's status before its batch is certified, and once certified before any fraction is given.
+_ORDER_BEFORE_RELEASE = (OrderStatus.REGISTERED, OrderStatus.COLLECTED, OrderStatus.IN_MANUFACTURING)
+_ORDER_NOTHING_GIVEN = (*_ORDER_BEFORE_RELEASE, OrderStatus.RELEASED)
+
+
+def order_follow_batch(*, actor, batch: Batch) -> None:
+    """The order follows its batch, in the caller's transaction (``batch_transition``):
+    once the batch is certified (provisionally or finally) the product is released for the
+    patient; a batch rejected before any fraction was given leaves the patient without
+    product (the order fails, with the batch's failure reason). Never moves an order back."""
+    if batch.state not in (BatchState.PROVISIONALLY_RELEASED, BatchState.RELEASED, BatchState.REJECTED):
+        return
+    order = Order.objects.select_for_update().get(pk=batch.order_id)
+    why = f"Batch {batch.number} {BatchState(batch.state).label.lower()}"
+    if batch.state == BatchState.REJECTED:
+        if order.status in _ORDER_NOTHING_GIVEN:
+            order_set_status(actor=actor, order=order, status=OrderStatus.FAILED,
+                             failure_reason=batch.failure_reason, reason=why)
+    elif order.status in _ORDER_BEFORE_RELEASE:
+        order_set_status(actor=actor, order=order, status=OrderStatus.RELEASED, reason=why)
 
 
 # -- donation: the DIN -----------------------------------------------------------------

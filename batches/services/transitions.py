@@ -52,5 +52,9 @@ def batch_transition(
         if failure_reason:
             changes["failure_reason"] = failure_reason
         audit_record(actor=actor, action=Action.TRANSITION, obj=locked, changes=changes, reason=reason)
+        # Imported here: the order services themselves move batches (an order cancelled).
+        from batches.services.patients import order_follow_batch
+
+        order_follow_batch(actor=actor, batch=locked)
     batch.refresh_from_db()
     return locked

@@ -237,7 +237,8 @@ def order_detail(request, pk: int):
     can_register = _is_coordinator(request.user, site)
     context = {
         "can_edit_order": can_register and order.status in (
-            OrderStatus.REGISTERED, OrderStatus.COLLECTED, OrderStatus.IN_MANUFACTURING),
+            OrderStatus.REGISTERED, OrderStatus.COLLECTED, OrderStatus.IN_MANUFACTURING, OrderStatus.RELEASED,
+            OrderStatus.PARTLY_INFUSED),
         "order": order, "patient": order.patient, "donation": donation,
         "show_hrn": can_register,
         "can_register": can_register,

@@ -112,13 +112,17 @@ def test_each_fraction_is_given_once_and_in_order(batch, coordinator):
     assert Infusion.objects.count() == 1
 
 
-def test_the_order_is_infused_when_every_fraction_is_given(batch, coordinator):
+def test_the_order_is_partly_infused_until_every_fraction_is_given(batch, coordinator):
     batch = released(batch, coordinator)
+    batch.order.refresh_from_db()
+    assert batch.order.status == OrderStatus.RELEASED
+    statuses = []
     for fraction in (1, 2, 3):
         _infuse(coordinator, batch, fraction, at=batch.created_at + dt.timedelta(seconds=fraction))
+        batch.order.refresh_from_db()
+        statuses.append(batch.order.status)
 
-    batch.order.refresh_from_db()
-    assert batch.order.status == OrderStatus.INFUSED
+    assert statuses == [OrderStatus.PARTLY_INFUSED, OrderStatus.PARTLY_INFUSED, OrderStatus.INFUSED]
     assert [i.fraction_percent for i in Infusion.objects.order_by("fraction_number")] == [10, 30, 60]
 
 

@@ -21,6 +21,7 @@ from batches.models import (
     DeviationStatus,
     Label,
     LabelStatus,
+    OrderStatus,
     ReleaseModel,
     StepRecord,
 )
@@ -473,6 +474,55 @@ def test_an_exceptional_release_is_refused_while_the_investigation_is_open(infus
         final(infused_batch, qp, decision=CertificationDecision.RELEASED_EXCEPTIONAL,
               justification="Product infused before the result; physician informed.", investigations=[result.oos])
     assert result.oos.status == OosStatus.PHASE_1
+
+
+# --- the order follows its batch ---------------------------------------------------------------
+
+
+def test_the_order_shows_the_product_released_once_the_batch_is_provisionally_certified(ready_batch, qp):
+    provisional(ready_batch, qp)
+
+    order = ready_batch.order
+    order.refresh_from_db()
+    assert order.status == OrderStatus.RELEASED
+    event = AuditEvent.objects.filter(object_type="batches.order", object_id=str(order.pk)).latest("seq")
+    assert event.action == Action.TRANSITION
+    assert event.changes["status"]["new"] == OrderStatus.RELEASED
+    assert ready_batch.number in event.reason
+
+
+def test_the_order_stays_released_through_final_certification(released_batch, qc_analyst, qc_reviewer, qp):
+    enter_and_review(released_batch, LATE_CODES, qc_analyst, qc_reviewer)
+
+    final(released_batch, qp)
+
+    released_batch.order.refresh_from_db()
+    assert released_batch.order.status == OrderStatus.RELEASED
+
+
+def test_a_late_failure_after_a_fraction_was_given_leaves_the_order_partly_infused(infused_batch, late_failure, qp):
+    infused_batch.refresh_from_db()
+    assert infused_batch.state == BatchState.ON_HOLD
+    infused_batch.order.refresh_from_db()
+    assert infused_batch.order.status == OrderStatus.PARTLY_INFUSED
+
+    certification_reject(actor=qp, batch=infused_batch, reason="Contaminated product",
+                         failure_reason=BatchFailureReason.CONTAMINATION, password=PASSWORD)
+
+    # The patient was given product: the order does not become "failed (no product)".
+    infused_batch.order.refresh_from_db()
+    assert infused_batch.order.status == OrderStatus.PARTLY_INFUSED
+
+
+def test_a_batch_rejected_before_any_infusion_fails_its_order_with_the_batchs_reason(make_batch, qp):
+    batch = make_batch()
+
+    certification_reject(actor=qp, batch=batch, reason="Insufficient expansion: 40 × 10⁶ cells",
+                         failure_reason=BatchFailureReason.INSUFFICIENT_EXPANSION, password=PASSWORD)
+
+    batch.order.refresh_from_db()
+    assert batch.order.status == OrderStatus.FAILED
+    assert batch.order.failure_reason == BatchFailureReason.INSUFFICIENT_EXPANSION
 
 
 # --- rejection and single-stage -------------------------------------------------------------
