@@ -19,7 +19,7 @@ from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import exceptions, serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import BasePagination, CursorPagination, PageNumberPagination
+from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.schemas.inspectors import ViewInspector
 
@@ -115,15 +115,6 @@ class PageNumber(PageNumberPagination):
     page_size = PAGE_SIZE
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
-
-
-class NewestFirstCursor(CursorPagination):
-    """Stays fast on large tables: no COUNT, no OFFSET over the whole table."""
-
-    page_size = PAGE_SIZE
-    page_size_query_param = "page_size"
-    max_page_size = MAX_PAGE_SIZE
-    ordering = ("-occurred_at", "-pk")
 
 
 class ApiViewMixin(GenericAPIView):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connections
@@ -131,15 +132,18 @@ class AuditPage:
         return len(self.object_list)
 
 
-def audit_event_page_for_user(user, flt: AuditFilter, *, before: AuditCursor | None = None,
-                              after: AuditCursor | None = None, size: int = PAGE_SIZE) -> AuditPage:
+def audit_event_page_for_user(
+    user, flt: AuditFilter, *, before: AuditCursor | None = None, after: AuditCursor | None = None,
+    size: int = PAGE_SIZE, refine: Callable[[QuerySet[AuditEvent]], QuerySet[AuditEvent]] | None = None,
+) -> AuditPage:
     """``size`` events in scope, newest first: the newest ones, those just older than
     ``before``, or those just newer than ``after``.
 
     Keyset pagination: no COUNT and no OFFSET, so page 1 and page 1,000 of a trail of
     millions cost the same. Each readable chain (and the logins of the sites' people)
     is read on its own, newest first, down an index on (chain, time), and the pieces are
-    merged; one query for the positions, one for the events."""
+    merged; one query for the positions, one for the events. ``refine`` (the API's
+    filters) narrows each chain's part further."""
     allowed, logins = _chains_in_scope(user, flt)
     branches = [AuditEvent.objects.filter(chain=pk) for pk in allowed]
     if logins:
@@ -151,6 +155,8 @@ def audit_event_page_for_user(user, flt: AuditFilter, *, before: AuditCursor | N
     keyed = []
     for branch in branches:
         branch = _filtered(branch, flt)
+        if refine is not None:
+            branch = refine(branch)
         if before is not None:
             # The first condition lets the index start at the cursor; the second breaks ties.
             branch = branch.filter(occurred_at__lte=before.occurred_at).filter(

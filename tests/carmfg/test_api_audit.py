@@ -43,6 +43,24 @@ def test_cursor_pages_cover_every_event_once_newest_first(site, auditor, site_ad
     assert len({r["id"] for r in rows}) == len(rows)
 
 
+def test_previous_links_lead_back_to_the_newest_page(site, auditor, site_admin, client_for):
+    _events(site, site_admin, 12)
+    client = client_for(auditor)
+    newest = client.get("/api/v1/audit-events/", {"page_size": 5}).json()
+    assert newest["previous"] is None
+    second = client.get(newest["next"]).json()
+    third = client.get(second["next"]).json()
+
+    back = client.get(third["previous"]).json()
+    top = client.get(back["previous"]).json()
+
+    assert [r["id"] for r in back["results"]] == [r["id"] for r in second["results"]]
+    assert [r["id"] for r in top["results"]] == [r["id"] for r in newest["results"]]
+    assert top["previous"] is None
+    assert client.get("/api/v1/audit-events/", {"cursor": "x1-1"}).status_code == 404
+    assert client.get("/api/v1/audit-events/", {"cursor": "o1-\x00"}).status_code == 404
+
+
 def test_audit_events_filter_by_action_and_object(site, auditor, site_admin, client_for):
     _events(site, site_admin, 3)
     client = client_for(auditor)
