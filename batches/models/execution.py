@@ -64,7 +64,12 @@ class Batch(models.Model):
         ordering = ["-created_at"]
         verbose_name_plural = "batches"
         constraints = [models.UniqueConstraint(fields=["site", "number"], name="batch_number_unique_per_site")]
-        indexes = [models.Index(fields=["site", "state", "-created_at"], name="batch_site_state")]
+        indexes = [
+            models.Index(fields=["site", "state", "-created_at"], name="batch_site_state"),
+            # The batch list: a site's batches newest first, a page at a time (measured at
+            # 10,000 batches: 31 ms sorting the site's 500 rows, 1 ms down this index).
+            models.Index(fields=["site", "-created_at"], name="batch_site_newest"),
+        ]
 
     def __str__(self) -> str:
         return self.number
