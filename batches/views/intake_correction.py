@@ -54,7 +54,7 @@ def _history(intake, zone) -> list[dict]:
                          "old": stored_value_text(name, change.get("old"), zone),
                          "new": stored_value_text(name, change.get("new"), zone)}
                         for name, change in changes.items() if isinstance(change, dict)],
-            "unmet_after": [item.get("label", key) for key, item in (correction.evaluation_after or {}).items()
+            "unmet_after": [gettext(str(item.get("label") or key)) for key, item in (correction.evaluation_after or {}).items()
                             if isinstance(item, dict) and not item.get("met")],
         })
     return rows

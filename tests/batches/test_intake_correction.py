@@ -524,3 +524,13 @@ def test_a_qp_accepting_a_pending_intake_corrected_into_its_criteria_gets_a_devi
     deviation = Deviation.objects.get()
     assert deviation.description.startswith("Criteria met on the values corrected after recording")
     assert Batch.objects.filter(donation=cold_intake.donation).exists()
+
+
+def test_the_intake_page_says_a_correction_raised_the_deviation_rather_than_awaiting_a_qp_signature(
+    intake, technician, client_for
+):
+    correct(technician, intake, transport_temperature_c=Decimal("9.5"))
+
+    html = client_for(technician).get(reverse("batches:intake_detail", args=[intake.pk])).content.decode()
+    assert "a correction then failed the criteria and raised the deviation" in html
+    assert "No decision signed yet." not in html
