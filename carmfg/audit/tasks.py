@@ -13,7 +13,7 @@ from typing import Any
 from celery import shared_task
 from django.utils import timezone
 
-from carmfg.audit.verification import chains_in_use, verify_chain
+from carmfg.audit.verification import chains_in_use, verify_chains
 
 logger = logging.getLogger(__name__)
 
@@ -24,18 +24,17 @@ def audit_chain_verify(self, chains: list[int] | None = None) -> dict[str, Any]:
     chain in use; a broken chain is logged as an error and reported with ``ok`` false."""
     to_check = sorted(set(chains)) if chains is not None else chains_in_use()
     reports = []
-    for chain in to_check:
-        report = verify_chain(chain)
+    for report in verify_chains(to_check):
         if not report.ok:
             logger.error(
                 "audit chain %s is BROKEN at event #%s: %s",
-                chain,
+                report.chain,
                 report.first_broken_seq,
                 "; ".join(report.problems),
             )
         reports.append(
             {
-                "chain": chain,
+                "chain": report.chain,
                 "ok": report.ok,
                 "events": report.count,
                 "head_seq": report.head_seq,

@@ -15,7 +15,7 @@ do not say what its text says (JSONB comparison; numbers compare by value). A
 constraint cannot be switched off like a trigger, only dropped or replaced, so the
 verifier first makes sure it is present, validated (every stored event satisfied it)
 and exactly the expected one (compared with the same constraint added to a temporary
-copy of the table). With the guard intact, one parallel scan checks every event's link
+copy of the table: made once per run over several chains, ``verify_chains``). With the guard intact, one parallel scan checks every event's link
 to the event before it (a join on ``seq - 1``: gaps, deleted or reordered events) and
 the SHA-256 of its stored text. With the guard missing, weakened or not validated, or
 with ``deep=True``, the chain is reported broken for that reason and every event's
@@ -152,10 +152,29 @@ class GuardUnverifiable(Exception):
     temporary table): the chain is then checked column by column, which is complete."""
 
 
-def pg_guard_problem() -> str | None:
+@dataclass(frozen=True)
+class GuardReference:
+    """What the live guard is compared with: its definition as this very server prints
+    it, or None when this connection cannot build it (see ``GuardUnverifiable``). It
+    depends on the server, not on the data, so one run makes it once for all its chains
+    (``guard_reference``); each chain still reads the live constraint in its own snapshot."""
+
+    definition: str | None
+    why_not: str = ""
+
+
+def guard_reference() -> GuardReference:
+    """The reference for a run over several chains (PostgreSQL)."""
+    try:
+        return GuardReference(definition=_expected_guard_definition())
+    except GuardUnverifiable as exc:
+        return GuardReference(definition=None, why_not=str(exc))
+
+
+def pg_guard_problem(reference: GuardReference | None = None) -> str | None:
     """Why the column guard of migration 0004 (and the gap-free sequence it relies on)
-    cannot be trusted, or None when it can. Raises GuardUnverifiable when this
-    connection cannot compare it."""
+    cannot be trusted, or None when it can. ``reference`` is made here when not given.
+    Raises GuardUnverifiable when this connection cannot compare it."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT conname, contype, convalidated, pg_get_constraintdef(oid) FROM pg_constraint "
@@ -169,8 +188,11 @@ def pg_guard_problem() -> str | None:
     if PG_GUARD not in live or live[PG_GUARD][0] != "c":
         return (f"the database no longer guards the audit columns: constraint {PG_GUARD} was removed "
                 "(every event was checked column by column instead)")
+    reference = reference or guard_reference()
+    if reference.definition is None:
+        raise GuardUnverifiable(reference.why_not)
     _kind, validated, definition = live[PG_GUARD]
-    if definition.removesuffix(" NOT VALID") != _expected_guard_definition():
+    if definition.removesuffix(" NOT VALID") != reference.definition:
         return (f"the database's guard of the audit columns was changed (constraint {PG_GUARD}); "
                 "every event was checked column by column instead")
     if not validated:
@@ -246,19 +268,28 @@ def _problem(row: tuple, before_seq: int, before_hash: str, intact: bool) -> str
     return None
 
 
-def verify_chain(chain: int, *, deep: bool = False) -> ChainReport:
+def verify_chain(chain: int, *, deep: bool = False, guard: GuardReference | None = None) -> ChainReport:
     """Check one chain. On PostgreSQL the columns are compared with the sealed text event
     by event only with ``deep=True`` or when the database's guard cannot be trusted;
-    everything is read in one snapshot (repeatable read), so writers may go on."""
+    everything is read in one snapshot (repeatable read), so writers may go on. ``guard``:
+    the reference of a run over several chains (``verify_chains``); made here otherwise."""
     outermost = not connection.in_atomic_block
     with transaction.atomic():
         if outermost and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        return _verify(chain, deep=deep)
+        return _verify(chain, deep=deep, guard=guard)
 
 
-def _verify(chain: int, *, deep: bool) -> ChainReport:
+def verify_chains(chains: list[int], *, deep: bool = False) -> Iterator[ChainReport]:
+    """Each chain's report, in order; on PostgreSQL the guard's reference is made once for
+    the run (a temporary table) instead of once per chain."""
+    guard = guard_reference() if chains and connection.vendor == "postgresql" else None
+    for chain in chains:
+        yield verify_chain(chain, deep=deep, guard=guard)
+
+
+def _verify(chain: int, *, deep: bool, guard: GuardReference | None = None) -> ChainReport:
     report = ChainReport(chain=chain)
     head = ChainHead.objects.filter(chain=chain).first()
     guard_problem = None
@@ -272,7 +303,7 @@ def _verify(chain: int, *, deep: bool) -> ChainReport:
             last = cursor.fetchone()
             report.head_hash = (last[0] or "") if last else GENESIS_HASH
         try:
-            guard_problem = pg_guard_problem()
+            guard_problem = pg_guard_problem(guard)
             trusted = guard_problem is None
         except GuardUnverifiable:
             trusted = False

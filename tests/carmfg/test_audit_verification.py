@@ -6,14 +6,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib
+import io
 
 import pytest
+from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from carmfg.audit.models import Action, AuditEvent
 from carmfg.audit.services import audit_record, event_hash, event_seal
-from carmfg.audit.verification import PG_GUARD, PG_GUARD_CHECK, verify_chain
+from carmfg.audit.tasks import audit_chain_verify
+from carmfg.audit.verification import PG_GUARD, PG_GUARD_CHECK, verify_chain, verify_chains
 from carmfg.canonical import canonical_json
 from tests.carmfg.test_audit import _tamper
 
@@ -236,3 +239,47 @@ def test_a_read_only_connection_checks_every_column_instead_of_the_guard(site, t
     assert report.ok, report.problems
     assert any("jsonb_build_object" in q["sql"] and "SELECT e.seq" in q["sql"] for q in queries.captured_queries)
     assert report.count == report.head_seq == events[-1].seq
+
+
+# A run over several chains (the command, the daily task) builds the guard's reference
+# (a temporary table) once, and still reads each chain's live guard in its own snapshot.
+
+def _probes(queries) -> int:
+    return sum("CREATE TEMPORARY TABLE carmfg_guard_probe" in q["sql"] for q in queries.captured_queries)
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+@pytest.mark.parametrize("run", [
+    lambda chains: [r.ok for r in verify_chains(chains)],
+    lambda chains: [r["ok"] for r in audit_chain_verify.apply(args=[chains]).get()["chains"]],
+    lambda chains: call_command("verify_audit_chain", stdout=io.StringIO()) and None,
+], ids=["verify_chains", "task", "command"])
+def test_a_run_over_several_chains_builds_the_guards_reference_once(site, other_site, technician, run):
+    _chain(site, technician)
+    _chain(other_site, technician)
+    chains = sorted([site.pk, other_site.pk])
+
+    with CaptureQueriesContext(connection) as queries:
+        verdicts = run(chains)
+
+    assert verdicts in ([True, True], None)  # the command raises when a chain is broken
+    assert _probes(queries) == 1
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_with_one_reference_per_run_a_guard_tampered_with_is_still_found_on_every_chain(site, other_site, technician):
+    _chain(site, technician)
+    events = _chain(other_site, technician)
+    _guard_sql("ALTER TABLE audit_auditevent DROP CONSTRAINT {guard}")
+    _past_the_trigger("UPDATE audit_auditevent SET reason = 'forged' WHERE id = %s", [events[1].pk])
+    _guard_sql("ALTER TABLE audit_auditevent ADD CONSTRAINT {guard} CHECK (canonical IS NULL OR reason IS NOT NULL)")
+
+    first, second = verify_chains(sorted([site.pk, other_site.pk]))
+    reports = {first.chain: first, second.chain: second}
+
+    assert "was changed" in reports[site.pk].problems[-1]
+    assert reports[other_site.pk].first_broken_seq == events[1].seq
+    assert "altered" in reports[other_site.pk].problems[0]
+    assert "was changed" in reports[other_site.pk].problems[-1]

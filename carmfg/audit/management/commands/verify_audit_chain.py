@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from carmfg.accounts.models import Site
-from carmfg.audit.verification import chains_in_use, verify_chain
+from carmfg.audit.verification import chains_in_use, verify_chains
 
 
 class Command(BaseCommand):
@@ -25,11 +25,10 @@ class Command(BaseCommand):
             chains = chains_in_use()
         names = dict(Site.objects.values_list("pk", "code"))
         broken = 0
-        for chain in chains:
-            report = verify_chain(chain, deep=options["deep"])
-            label = names.get(chain, "no site") if chain else "no site"
+        for report in verify_chains(chains, deep=options["deep"]):
+            label = names.get(report.chain, "no site") if report.chain else "no site"
             self.stdout.write(
-                f"chain {chain} ({label}): {report.count} events, head #{report.head_seq} {report.head_hash}"
+                f"chain {report.chain} ({label}): {report.count} events, head #{report.head_seq} {report.head_hash}"
             )
             if report.ok:
                 self.stdout.write(self.style.SUCCESS("  intact"))
