@@ -20,7 +20,10 @@ Idempotent: a site that has QC results already gets nothing added.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
+from unittest import mock
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -59,6 +62,25 @@ def demo_specification(product: Product) -> None:
     specification_make_effective(actor=users["qp"], specification=spec)
 
 
+@contextlib.contextmanager
+def _on_the_day(moment: dt.datetime) -> Iterator[None]:
+    """Act out a demo story's earlier step at the time it happened: the server clock that
+    every service reads (``django.utils.timezone.now``) runs from ``moment`` for the block,
+    so the records, their audit events and the rules judged against "today" are those of
+    that day. The services are unchanged: nothing a user reaches can pass a time of its
+    own. Demo data only; refused in production."""
+    if settings.PRODUCTION:
+        raise RuntimeError("The demo's replayed clock is not available in production.")
+    real_now = timezone.now
+    offset = moment - real_now()
+
+    def shifted() -> dt.datetime:
+        return real_now() + offset
+
+    with mock.patch.object(timezone, "now", new=shifted):
+        yield
+
+
 def _finished_batch(*, site, product, users, password: str, initials: str, birth_year: int, weight_kg: str,
                     collected_days_ago: int, physician_email: str = "") -> Batch:
     """A batch made as at the site, collected ``collected_days_ago`` days ago: the
@@ -77,20 +99,26 @@ def _finished_batch(*, site, product, users, password: str, initials: str, birth
 
     coord, tech = users["coord"], users["tech"]
     collected = timezone.now() - dt.timedelta(days=collected_days_ago)
-    patient = patient_create(actor=coord, site=site, initials=initials, birth_year=birth_year,
-                             hospital_record_number=f"HRN-{initials}{birth_year}", wristband_code=f"WB-{initials}{birth_year}",
-                             weight_kg=weight_kg, weight_measured_on=site_today(site))
-    order = order_create(actor=coord, patient=patient, product=product, indication="Relapsed/refractory B-ALL",
-                         treating_physician="Dr. A. Ivanova", physician_email=physician_email,
-                         target_dose_cells_per_kg="1000000", planned_collection_date=site_today(site))
-    # The day of apheresis is the one printed on the labels and counted vein to vein; a
-    # collection is registered within a week of it, so older demo stories keep today.
-    day = collected.astimezone(site.zone).date()
-    donation = donation_register(actor=coord, order=order,
-                                 collection_date=day if (site_today(site) - day).days <= 7 else None)
-    labels, _pdf = labels_print(actor=coord, donation=donation, container_type=ContainerType.APHERESIS_BAG)
-    bag = label_apply(actor=coord, label=labels[0])
-    intake_record(actor=tech, donation=donation, collection_started_at=collected - dt.timedelta(hours=4),
+    started = collected - dt.timedelta(hours=4)
+    day = started.astimezone(site.zone).date()  # the day of apheresis
+    # The coordinator's part happened before the collection, and is recorded then: the
+    # patient and the order three days before, the collection (DIN, bag label) an hour
+    # before the apheresis starts. So the order's collection day, the day on the labels and the
+    # day counted vein to vein are the story's, and the rule that a collection is
+    # registered within a week of the apheresis holds as it does for every user.
+    with _on_the_day(collected - dt.timedelta(days=3)):
+        patient = patient_create(actor=coord, site=site, initials=initials, birth_year=birth_year,
+                                 hospital_record_number=f"HRN-{initials}{birth_year}",
+                                 wristband_code=f"WB-{initials}{birth_year}",
+                                 weight_kg=weight_kg, weight_measured_on=site_today(site))
+        order = order_create(actor=coord, patient=patient, product=product, indication="Relapsed/refractory B-ALL",
+                             treating_physician="Dr. A. Ivanova", physician_email=physician_email,
+                             target_dose_cells_per_kg="1000000", planned_collection_date=day)
+    with _on_the_day(started - dt.timedelta(hours=1)):
+        donation = donation_register(actor=coord, order=order, collection_date=day)
+        labels, _pdf = labels_print(actor=coord, donation=donation, container_type=ContainerType.APHERESIS_BAG)
+        bag = label_apply(actor=coord, label=labels[0])
+    intake_record(actor=tech, donation=donation, collection_started_at=started,
                   collection_ended_at=collected, received_at=collected + dt.timedelta(hours=5),
                   transport_temperature_c="4.2", volume_ml="212.0", wbc_10e3_per_ul="39.60",
                   cd3_cells_total="3100000000", bag_intact=True,

@@ -6,8 +6,9 @@ import datetime as dt
 import io
 
 from django.core.management import call_command
+from django.urls import reverse
 
-from batches.models import BatchState
+from batches.models import BatchState, Order, OrderStatus
 from batches.services.materials import site_today
 from carmfg.accounts.models import Site
 from qc.dashboard import collection_day
@@ -15,7 +16,7 @@ from qc.models import Alert, Certification, TestResult
 from qc.selectors import release_queue_for_user
 
 
-def test_the_demo_has_a_clean_batch_an_out_of_spec_one_and_a_late_failure(db, django_user_model):
+def test_the_demo_shows_each_release_state_with_its_orders_status_and_collection_day(db, django_user_model, client):
     call_command("seed_demo", stdout=io.StringIO())
 
     site = Site.objects.get(code="msk")
@@ -33,8 +34,35 @@ def test_the_demo_has_a_clean_batch_an_out_of_spec_one_and_a_late_failure(db, dj
     assert collection_day(rows["EK"].batch) == site_today(site) - dt.timedelta(days=7)
     # The day the collection was recorded at intake counts, not the label's registration day.
     assert collection_day(rows["LN"].batch) == site_today(site) - dt.timedelta(days=9)
+    # The orders follow their batches as on the floor: certified → product released,
+    # one fraction of three given → partly infused.
+    assert rows["LN"].batch.order.status == OrderStatus.IN_MANUFACTURING
+    assert rows["EK"].batch.order.status == OrderStatus.PARTLY_INFUSED
+    certified = Order.objects.filter(batch__state__in=[BatchState.PROVISIONALLY_RELEASED, BatchState.RELEASED])
+    assert certified.count() == 2
+    assert set(certified.values_list("status", flat=True)) == {OrderStatus.RELEASED}
+    # The older stories show their own collection day, registered within a week of it.
+    today = site_today(site)
+    days_ago = {"LN": 9, "RG": 11, "EK": 7, "TB": 12, "MV": 30}
+    orders = {o.patient.initials: o for o in Order.objects.filter(site=site, patient__initials__in=days_ago)
+              .select_related("patient", "donation", "batch__donation__intake")}
+    assert set(orders) == set(days_ago)
+    for initials, ago in days_ago.items():
+        order, donation = orders[initials], orders[initials].donation
+        day = today - dt.timedelta(days=ago)
+        # The order list's Collection column, the labels' day and the day counted vein to vein agree.
+        assert (order.planned_collection_date, donation.collection_date, collection_day(order.batch)) == (day,) * 3
+        # Registered on the day of apheresis: the one-week rule holds for the demo as for everyone.
+        registered_on = donation.created_at.astimezone(site.zone).date()
+        assert abs((day - registered_on).days) <= 7, initials
+    client.force_login(django_user_model.objects.get(username="coord"))
+    page = client.get(reverse("batches:order_list")).content.decode()
+    assert (today - dt.timedelta(days=30)).isoformat() in page
+    assert "Partly infused" in page
+    assert "Product released" in page
     counts = (TestResult.objects.count(), Certification.objects.count())
 
     call_command("seed_demo", stdout=io.StringIO())
 
     assert (TestResult.objects.count(), Certification.objects.count()) == counts
+
