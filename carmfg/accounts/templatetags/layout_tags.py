@@ -24,3 +24,12 @@ def page_numbers(page) -> list:
     """The page numbers a pager shows around ``page``: the first, the last and two on
     each side of the current one; gaps are ``Paginator.ELLIPSIS``."""
     return list(page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1))
+
+
+@register.simple_tag(takes_context=True)
+def page_query(context, name: str, number: int) -> str:
+    """``{% querystring %}`` with the page parameter's name in a variable: the pager of
+    one of several lists on a page changes only its own parameter, keeps the others."""
+    params = context.request.GET.copy()
+    params[name] = str(number)
+    return f"?{params.urlencode()}"
