@@ -9,7 +9,12 @@ from django.utils.translation import gettext_lazy as _
 from carmfg.accounts.models import Role
 from carmfg.home import Panel, register_panel
 from qc.dashboard import dashboard_summary_for_user
-from qc.selectors import alert_list_for_user, release_queue_for_user, results_to_review_for_user
+from qc.selectors import (
+    alert_list_for_user,
+    release_candidates_for_user,
+    release_queue_for_user,
+    results_to_review_for_user,
+)
 
 SHOWN = 6
 
@@ -22,8 +27,10 @@ def qc_work_context(request) -> dict:
 
 
 def release_context(request) -> dict:
-    rows = release_queue_for_user(request.user, site=request.site)
-    return {"rows": rows[:SHOWN], "total": len(rows), "alerts": list(alert_list_for_user(request.user, site=request.site)[:3])}
+    rows = release_queue_for_user(request.user, site=request.site, limit=SHOWN)
+    # A short queue is all shown: counting it would be one more query for nothing.
+    total = len(rows) if len(rows) < SHOWN else release_candidates_for_user(request.user, site=request.site).count()
+    return {"rows": rows, "total": total, "alerts": list(alert_list_for_user(request.user, site=request.site)[:3])}
 
 
 def vein_to_vein_context(request) -> dict:

@@ -13,7 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -367,29 +369,44 @@ class QueueRow:
         return self.unreviewed + self.missing
 
 
-def release_queue_for_user(user, *, site) -> list[QueueRow]:
-    """Batches waiting for a QP decision at ``site``: provisional (or single) on
-    completed batches, final on provisionally released ones (also those on hold after a
-    late failing result). A fixed number of queries, whatever the number of rows."""
-    candidates = list(
-        _scoped(Batch.objects.filter(site=site).filter(
-            Q(state=BatchState.AWAITING_RELEASE) | Q(state=BatchState.PROVISIONALLY_RELEASED)
-            | Q(state=BatchState.ON_HOLD, state_before_hold__in=(BatchState.AWAITING_RELEASE,
-                                                                   BatchState.PROVISIONALLY_RELEASED))
-        ), user).select_related("product", "order__patient", "donation__intake").order_by("completed_at", "created_at")
-    )
-    if not candidates:
+QUEUE_PAGE_SIZE = 25
+WAITING_FOR_QP = (Q(state=BatchState.AWAITING_RELEASE) | Q(state=BatchState.PROVISIONALLY_RELEASED)
+                  | Q(state=BatchState.ON_HOLD, state_before_hold__in=(BatchState.AWAITING_RELEASE,
+                                                                       BatchState.PROVISIONALLY_RELEASED)))
+
+
+def release_candidates_for_user(user, *, site, final: bool | None = None) -> QuerySet[Batch]:
+    """Batches waiting for a QP decision at ``site``: provisional (or single) on completed
+    batches, final on provisionally released ones (also those on hold after a late
+    failing result); only those of one stage if ``final`` is given. Annotated
+    ``is_final`` (a release was certified) and ``waiting_since`` (the end of the
+    collection, else the batch's creation), the patient waiting longest first: sections
+    and pages are cut in SQL."""
+    released = Exists(Certification.objects.filter(
+        batch=OuterRef("pk"), decision__in=(CertificationDecision.RELEASED, CertificationDecision.RELEASED_EXCEPTIONAL)))
+    qs = _scoped(Batch.objects.filter(WAITING_FOR_QP, site=site), user)
+    if final is not None:
+        qs = qs.filter(released if final else ~released)
+    return qs.annotate(
+        is_final=released, waiting_since=Coalesce("donation__intake__collection_ended_at", "created_at"),
+    ).select_related("product", "order__patient", "donation__intake").order_by("waiting_since", "number", "pk")
+
+
+def release_queue_rows(batches: list[Batch]) -> list[QueueRow]:
+    """The queue rows of ``batches`` (from :func:`release_candidates_for_user`), in their
+    order: results, deviations and OOS counted per requirement of the stage. A fixed
+    number of queries, whatever the number of rows; only the rows shown should be asked for."""
+    if not batches:
         return []
-    ids = [b.pk for b in candidates]
-    released = set(Certification.objects.filter(
-        batch_id__in=ids, decision__in=(CertificationDecision.RELEASED, CertificationDecision.RELEASED_EXCEPTIONAL),
-    ).values_list("batch_id", flat=True))
+    ids = [b.pk for b in batches]
     pins = dict(BatchSpecification.objects.filter(batch_id__in=ids).values_list("batch_id", "specification_id"))
     tests_by_spec: dict[int, list[TestDefinition]] = defaultdict(list)
     for test in TestDefinition.objects.filter(specification_id__in=set(pins.values())).order_by("order"):
         tests_by_spec[test.specification_id].append(test)
     results: dict[int, list[TestResult]] = defaultdict(list)
-    for result in TestResult.objects.filter(batch_id__in=ids).order_by("entered_at", "pk"):
+    # Only what a requirement's state reads: a queue of 50 batches has some 500 results.
+    for result in (TestResult.objects.filter(batch_id__in=ids).only("batch_id", "test_id", "status", "evaluation")
+                   .order_by("entered_at", "pk")):
         results[result.batch_id].append(result)
     deviations = dict(
         Deviation.objects.filter(batch_id__in=ids, classification__in=(DeviationClass.MAJOR, DeviationClass.CRITICAL))
@@ -401,8 +418,8 @@ def release_queue_for_user(user, *, site) -> list[QueueRow]:
     )
     today = timezone.now()
     rows = []
-    for batch in candidates:
-        is_final = batch.pk in released
+    for batch in batches:
+        is_final = batch.is_final  # type: ignore[attr-defined]
         stage = "final" if is_final else ("single" if batch.product.release_model == "single" else "provisional")
         intake = getattr(batch.donation, "intake", None)
         if intake is not None:
@@ -434,8 +451,38 @@ def release_queue_for_user(user, *, site) -> list[QueueRow]:
                 row.missing += 1
         row.late_failure = is_final and row.failing > 0
         rows.append(row)
-    rows.sort(key=lambda r: (-(r.age_days or 0), r.batch.number))  # the patient waiting longest first
     return rows
+
+
+def release_queue_for_user(user, *, site, limit: int | None = None) -> list[QueueRow]:
+    """The queue of ``site``, both stages together, the patient waiting longest first;
+    its first ``limit`` rows only if given."""
+    candidates = release_candidates_for_user(user, site=site)
+    return release_queue_rows(list(candidates[:limit] if limit is not None else candidates))
+
+
+@dataclass
+class ReleaseQueuePages:
+    """One page of each section of the queue; the pages' ``object_list`` are
+    :class:`QueueRow`; ``paginator.count`` is the section's total."""
+
+    provisional: Page
+    final: Page
+
+
+def release_queue_pages_for_user(user, *, site, provisional_page: Any = 1, final_page: Any = 1,
+                                 per_page: int = QUEUE_PAGE_SIZE) -> ReleaseQueuePages:
+    """The queue of ``site`` in its two sections (awaiting a provisional or single
+    decision; awaiting the final one), each paged in SQL. A page number as typed in
+    the address: garbage gives the first page, one past the end the last. The rows of
+    both pages are filled in one set of queries."""
+    provisional = Paginator(release_candidates_for_user(user, site=site, final=False), per_page).get_page(
+        provisional_page)
+    final = Paginator(release_candidates_for_user(user, site=site, final=True), per_page).get_page(final_page)
+    shown = len(provisional.object_list)
+    rows: Any = release_queue_rows([*provisional.object_list, *final.object_list])
+    provisional.object_list, final.object_list = rows[:shown], rows[shown:]
+    return ReleaseQueuePages(provisional=provisional, final=final)
 
 
 def notifications_for_batch(batch: Batch) -> dict:

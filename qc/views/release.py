@@ -24,7 +24,7 @@ from qc.selectors import (
     notifications_for_batch,
     oos_for_results,
     oos_of_batch_by_ids,
-    release_queue_for_user,
+    release_queue_pages_for_user,
 )
 from qc.services import release
 from qc.views.documents import records_context
@@ -36,11 +36,11 @@ RELEASED = (CertificationDecision.RELEASED, CertificationDecision.RELEASED_EXCEP
 @login_required
 def queue(request):
     site = _require_site(request)
-    rows = release_queue_for_user(request.user, site=site)
+    pages = release_queue_pages_for_user(request.user, site=site, provisional_page=request.GET.get("p"),
+                                         final_page=request.GET.get("f"))
     return render(request, "qc/release_queue.html", {
-        "rows": rows,
-        "provisional_rows": [r for r in rows if r.stage != "final"],
-        "final_rows": [r for r in rows if r.stage == "final"],
+        "provisional": pages.provisional,
+        "final": pages.final,
         "alerts": list(alert_list_for_user(request.user, site=site)[:20]),
         "perms": site_perms_of(request, site),
     })
