@@ -80,8 +80,10 @@ def require_site_perm(user, site: Site, perm: str, *, action: str) -> None:
 
 
 def forget_cached_perms(user) -> None:
-    if hasattr(user, "_carmfg_site_perms"):
-        del user._carmfg_site_perms
+    """Drop what this user object remembers of its sites and roles (after a change)."""
+    for name in ("_carmfg_site_perms", "_carmfg_site_ids", "_carmfg_audit_sites"):
+        if hasattr(user, name):
+            delattr(user, name)
 
 
 def holds_perm_anywhere(user, perms: tuple[str, ...]) -> bool:

@@ -17,7 +17,14 @@ from carmfg.audit.models import AuditEvent
 
 
 def audit_sites_for_user(user) -> list[Site]:
-    return [s for s in site_list_for_user(user) if has_site_perm(user, s, SitePerm.AUDIT)]
+    """The sites whose trail ``user`` may read; remembered on the user object for the
+    request, like its permissions (``forget_cached_perms`` drops it)."""
+    cached = getattr(user, "_carmfg_audit_sites", None)
+    if cached is None:
+        cached = [s for s in site_list_for_user(user) if has_site_perm(user, s, SitePerm.AUDIT)]
+        if user is not None and user.is_authenticated:
+            user._carmfg_audit_sites = cached
+    return list(cached)
 
 
 @dataclass
