@@ -474,15 +474,23 @@ def release_queue_pages_for_user(user, *, site, provisional_page: Any = 1, final
                                  per_page: int = QUEUE_PAGE_SIZE) -> ReleaseQueuePages:
     """The queue of ``site`` in its two sections (awaiting a provisional or single
     decision; awaiting the final one), each paged in SQL. A page number as typed in
-    the address: garbage gives the first page, one past the end the last. The rows of
-    both pages are filled in one set of queries."""
-    provisional = Paginator(release_candidates_for_user(user, site=site, final=False), per_page).get_page(
-        provisional_page)
-    final = Paginator(release_candidates_for_user(user, site=site, final=True), per_page).get_page(final_page)
-    shown = len(provisional.object_list)
-    rows: Any = release_queue_rows([*provisional.object_list, *final.object_list])
-    provisional.object_list, final.object_list = rows[:shown], rows[shown:]
-    return ReleaseQueuePages(provisional=provisional, final=final)
+    the address: garbage gives the first page, one past the end the last. Three queries
+    (both totals; each section's page), then the details of both pages' rows in one set."""
+    totals = release_candidates_for_user(user, site=site).aggregate(
+        final=Count("pk", filter=Q(is_final=True)), all=Count("pk"))
+    pages = []
+    for final, total, number in ((False, totals["all"] - totals["final"], provisional_page),
+                                 (True, totals["final"], final_page)):
+        # The paginator only checks the number against the total (counted above for both).
+        page = Paginator(range(total), per_page).get_page(number)
+        first = (page.number - 1) * per_page
+        batches = list(release_candidates_for_user(user, site=site, final=final)[first:first + per_page]) \
+            if total else []
+        pages.append((page, batches))
+    (provisional, shown_provisional), (final_, shown_final) = pages
+    rows: Any = release_queue_rows(shown_provisional + shown_final)
+    provisional.object_list, final_.object_list = rows[:len(shown_provisional)], rows[len(shown_provisional):]
+    return ReleaseQueuePages(provisional=provisional, final=final_)
 
 
 def notifications_for_batch(batch: Batch) -> dict:
