@@ -221,6 +221,8 @@ ROUTES: dict[str, Expect] = {
     # A donation whose bag arrived and has no intake yet.
     "batches:intake_record": form(EXECUTE, objects={"pk": "donation_awaiting_intake"}, role_first=True),
     "batches:intake_detail": form(EVERYONE, QP, objects={"pk": "intake"}),
+    # Everyone of the site reads the corrections; only those who record intakes correct one.
+    "batches:intake_correct": form(EVERYONE, EXECUTE, objects={"pk": "intake"}, role_first=True),
     # Everyone sees the infusions given; only the coordinator records one.
     "batches:infusion_record": form(EVERYONE, COORDINATOR),
     "batches:coi_timeline": view(objects={"pk": "donation"}),
