@@ -59,6 +59,7 @@ from batches.quantities import format_value
 from batches.selectors import (
     blocked_event_list_for_donation,
     custody_event_list_for_donation,
+    intake_correction_list,
     intake_for_donation,
 )
 from batches.services.custody import SEEN_AT_OTHER_HANDOVER
@@ -227,14 +228,20 @@ def _identity(batch: Batch) -> ChecklistItem:
             {"where": changes.get("step") or changes.get("context") or Text(gettext_noop("a handoff")),
              "at": f"{event.occurred_at:%Y-%m-%d %H:%M}", "cause": changes["cause"] if "cause" in changes else Text(gettext_noop("mismatch"))},
         ))
+    # A correction is part of the record only with its corrector's signature, still matching what it says.
+    corrections = intake_correction_list(intake) if intake is not None else []
+    for correction, signatures in corrections:
+        if not any(view.is_valid for view in signatures):
+            problems.append(Text(gettext_noop("Correction %(n)s of the intake has no valid signature (not signed, "
+                                              "voided, or changed after signing)."), {"n": correction.sequence}))
     counts = {"din": donation.din, "printed": labels.printed, "applied": labels.applied, "destroyed": labels.destroyed}
     link = _url("batches:coi_timeline", donation.pk) or _url("batches:batch_detail", batch.pk)
-    corrections = intake.corrections.count() if intake is not None else 0
     if intake is not None and corrections:
         # Review by exception: values corrected after the intake was recorded are for the QP to read.
         ok = Text(gettext_noop("DIN %(din)s: intake accepted, its values corrected after recording (%(corrections)s "
                                "signed correction(s): read them); labels printed %(printed)s = applied %(applied)s + "
-                               "destroyed %(destroyed)s; no unresolved mismatch."), {**counts, "corrections": corrections})
+                               "destroyed %(destroyed)s; no unresolved mismatch."),
+                  {**counts, "corrections": len(corrections)})
         link = _url("batches:intake_correct", intake.pk) or link
     else:
         ok = Text(gettext_noop("DIN %(din)s: intake accepted; labels printed %(printed)s = applied %(applied)s + "

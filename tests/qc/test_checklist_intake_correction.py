@@ -7,8 +7,9 @@ from decimal import Decimal
 
 from django.urls import reverse
 
-from batches.models import ApheresisIntake
+from batches.models import ApheresisIntake, IntakeCorrection
 from batches.services.intake_correction import intake_correct
+from carmfg.esign.models import Signature
 from qc.checklist import FAILED, OK, release_checklist
 from qc.models import CertificationKind
 from tests.conftest import PASSWORD
@@ -48,3 +49,26 @@ def test_a_correction_that_fails_the_criteria_blocks_release_through_its_deviati
     assert deviations.status == FAILED
     assert correction.deviation is not None
     assert correction.deviation.number in " ".join([deviations.message, *deviations.details])
+
+
+def test_a_correction_changed_after_it_was_signed_fails_the_identity_item(make_batch, technician):
+    batch = make_batch()
+    correction = _correct(technician, batch, volume_ml=Decimal("205"))
+    IntakeCorrection.objects.filter(pk=correction.pk).update(reason="Edited in the database after signing")
+
+    identity = release_checklist(batch, kind=CertificationKind.PROVISIONAL).item("identity")
+
+    assert identity.status == FAILED
+    assert "Correction 1 of the intake has no valid signature" in " ".join([identity.message, *identity.details])
+    assert "signed correction" not in identity.message
+
+
+def test_a_correction_without_its_signature_fails_the_identity_item(make_batch, technician):
+    batch = make_batch()
+    correction = _correct(technician, batch, volume_ml=Decimal("205"))
+    Signature.objects.filter(object_id=str(correction.pk), content_type__model="intakecorrection").delete()
+
+    identity = release_checklist(batch, kind=CertificationKind.PROVISIONAL).item("identity")
+
+    assert identity.status == FAILED
+    assert "Correction 1 of the intake has no valid signature" in " ".join([identity.message, *identity.details])
