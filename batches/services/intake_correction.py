@@ -228,9 +228,10 @@ def intake_correct(
     reauth = signature_reauthenticate(actor=actor, password=password, request=request, obj=intake)
     now = timezone.now()
     with transaction.atomic():
+        # The batch first, then the order, as a release locks them: the other order could deadlock with it.
+        batch = Batch.objects.select_for_update().filter(donation_id=intake.donation_id).first()
         locked = ApheresisIntake.objects.select_for_update().select_related("donation", "site").get(pk=intake.pk)
         order = Order.objects.select_for_update().select_related("product").get(pk=locked.donation.order_id)
-        batch = Batch.objects.select_for_update().filter(donation_id=locked.donation_id).first()
         if locked.version != expected_version:
             raise StaleRecord(gettext_noop("The intake of %(din)s was changed since you opened it: nothing was saved. "
                                            "Reload and check the current values before correcting."),
