@@ -474,22 +474,26 @@ def release_queue_pages_for_user(user, *, site, provisional_page: Any = 1, final
                                  per_page: int = QUEUE_PAGE_SIZE) -> ReleaseQueuePages:
     """The queue of ``site`` in its two sections (awaiting a provisional or single
     decision; awaiting the final one), each paged in SQL. A page number as typed in
-    the address: garbage gives the first page, one past the end the last. Three queries
-    (both totals; each section's page), then the details of both pages' rows in one set."""
-    totals = release_candidates_for_user(user, site=site).aggregate(
-        final=Count("pk", filter=Q(is_final=True)), all=Count("pk"))
-    pages = []
+    the address: garbage gives the first page, one past the end the last. Four queries
+    (both totals; the ids on each section's page; those batches), then the details of
+    both pages' rows in one set."""
+    candidates = release_candidates_for_user(user, site=site)
+    totals = candidates.aggregate(final=Count("pk", filter=Q(is_final=True)), all=Count("pk"))
+    sections = []
     for final, total, number in ((False, totals["all"] - totals["final"], provisional_page),
                                  (True, totals["final"], final_page)):
         # The paginator only checks the number against the total (counted above for both).
         page = Paginator(range(total), per_page).get_page(number)
         first = (page.number - 1) * per_page
-        batches = list(release_candidates_for_user(user, site=site, final=final)[first:first + per_page]) \
-            if total else []
-        pages.append((page, batches))
-    (provisional, shown_provisional), (final_, shown_final) = pages
-    rows: Any = release_queue_rows(shown_provisional + shown_final)
-    provisional.object_list, final_.object_list = rows[:len(shown_provisional)], rows[len(shown_provisional):]
+        ids = list(release_candidates_for_user(user, site=site, final=final).values_list("pk", flat=True)
+                   [first:first + per_page]) if total else []
+        sections.append((page, ids))
+    # The batches of both pages in one query (ids first: ordering and cutting them is cheap).
+    found = {b.pk: b for b in candidates.filter(pk__in=[pk for _, ids in sections for pk in ids])}
+    shown = [[found[pk] for pk in ids if pk in found] for _, ids in sections]
+    rows: Any = release_queue_rows(shown[0] + shown[1])
+    (provisional, _), (final_, _) = sections
+    provisional.object_list, final_.object_list = rows[:len(shown[0])], rows[len(shown[0]):]
     return ReleaseQueuePages(provisional=provisional, final=final_)
 
 
