@@ -296,6 +296,9 @@ def order_cancel(*, actor, order: Order, reason: str, expected_version: int) -> 
     require_site_perm(actor, order.site, SitePerm.PATIENTS, action=gettext_noop("cancel orders"))
     reason = clean_text(reason, field=gettext_noop("reason"), max_length=REASON_MAX_LENGTH, required=True)
     with transaction.atomic():
+        # The batch before the order, as a release and every batch transition lock them:
+        # the other way round a cancellation and a release of the batch deadlock.
+        batch = Batch.objects.select_for_update().filter(order_id=order.pk).first()
         locked = Order.objects.select_for_update().get(pk=order.pk)
         if locked.version != expected_version:
             raise StaleRecord(gettext_noop("Order %(order)s was changed since you opened it: nothing was saved. "
@@ -303,7 +306,6 @@ def order_cancel(*, actor, order: Order, reason: str, expected_version: int) -> 
         if locked.status in (OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.INFUSED):
             raise InvalidTransition(gettext_noop("Order %(order)s is %(status)s: it is closed."),
                                     params={"order": locked.number, "status": locked.get_status_display().lower()})
-        batch = Batch.objects.select_for_update().filter(order=locked).first()
         if batch is not None and batch.state != BatchState.PLANNED:
             raise InvalidTransition(
                 gettext_noop("Order %(order)s cannot be cancelled: batch %(batch)s has started (%(state)s). A qualified "
