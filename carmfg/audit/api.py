@@ -71,7 +71,7 @@ class NewestFirstKeyset(CursorPagination):
         refine = view.filter_queryset if view is not None else None
         page = audit_event_page_for_user(request.user, AuditFilter(), before=before, after=after,
                                          size=self.page_size, refine=refine)
-        if after is not None and not page.object_list:  # nothing newer: the newest page
+        if after is not None and page.newer is None:  # back at the top: the newest page, full
             page = audit_event_page_for_user(request.user, AuditFilter(), size=self.page_size, refine=refine)
         self.keyset: AuditPage = page
         return page.object_list

@@ -135,6 +135,22 @@ def test_links_keep_the_filters(client_for, auditor, technician, site):
     assert _must_link(html, "next").startswith("?action=sign&before=")
 
 
+def test_newer_from_the_second_page_after_new_events_shows_the_full_newest_page(client_for, auditor, technician,
+                                                                                 site):
+    _events(technician, site, 120)
+    client = client_for(auditor)
+    second = client.get("/audit/" + _must_link(client.get("/audit/").content.decode(), "next"))
+    _events(technician, site, 10)  # new events: the 50 just newer than page 2 are no longer the top
+
+    back = client.get("/audit/" + _must_link(second.content.decode(), "prev"))  # the 50 just newer: still a page
+    top = client.get("/audit/" + _must_link(back.content.decode(), "prev"))  # only 10 newer left: the newest 50
+
+    assert len(back.context["page"].object_list) == 50
+    assert [e.pk for e in top.context["page"].object_list] == _in_scope_newest_first(
+        [site.pk], {"tech", "auditor"})[:50]
+    assert top.context["page"].newer is None
+
+
 @pytest.mark.parametrize(("param", "value"), [
     ("before", "yesterday"), ("before", "12-\x00"), ("before", "9" * 19 + "-1"), ("after", "-1-5"),
     ("after", "1" * 40), ("before", ""),
