@@ -5,7 +5,7 @@ audit events; quick: 2 sites, 200 batches, 20,000 events), and one more site is 
 with no batches at all. Each page is requested ≥ 50 times through the Django test
 client by the role that uses it, at a scale site and at the empty site; the figure is
 the p95 at scale against the p95 of the same page on the empty site, with the medians
-and query counts in the notes. Goal: p95 ≤ 150 ms, and as many queries at scale as at
+and query counts in the notes. Goal: p95 ≤ 150 ms, and no more queries at scale than at
 a site with one batch in each state (an empty list skips its rows' detail queries).
 """
 
@@ -111,11 +111,11 @@ def run(quick: bool) -> list[Result]:
         _, few_queries = _timed(_client(f"{who}-{few_code}"), url(few_code), 0)
         p95, p95_empty = _p95(scale_times), _p95(empty_times)
         # An empty list skips the queries of its rows' details; the count must not grow
-        # from one batch per state (few) to thousands.
-        met = p95 <= GOAL_P95_MS and scale_queries == few_queries
+        # from one batch per state (few, which takes every branch of a row) to thousands.
+        met = p95 <= GOAL_P95_MS and scale_queries <= few_queries
         results.append(Result(
             name=f"page at scale: {name}", value=round(p95, 1), unit="ms p95", baseline=round(p95_empty, 1),
-            ratio=round(p95 / p95_empty, 2), goal=f"p95 <= {GOAL_P95_MS:.0f} ms, queries as with 8 batches", met=met,
+            ratio=round(p95 / p95_empty, 2), goal=f"p95 <= {GOAL_P95_MS:.0f} ms, queries <= with 8 batches", met=met,
             notes=(f"{n} requests each; median {statistics.median(scale_times):.1f} ms at scale vs "
                    f"{statistics.median(empty_times):.1f} ms empty; queries {scale_queries} at scale, "
                    f"{few_queries} with one batch per state, {empty_queries} empty; scale = {sites} sites, {batches:,} batches, {events:,} audit events "
