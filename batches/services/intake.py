@@ -14,7 +14,9 @@ custody step). The server evaluates the site's acceptance criteria for the produ
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -208,6 +210,44 @@ def _batch_create(*, actor, intake: ApheresisIntake, order: Order) -> Batch:
     return batch
 
 
+def intake_values_clean(values: Mapping[str, Any], *, now: dt.datetime) -> dict[str, Any]:
+    """An intake's measured values checked and typed, as recorded (``intake_record``) and
+    as corrected (``intake_correct``): times in order and not in the future, a plausible
+    apheresis, numbers in range, the bag's integrity answered."""
+    started = _moment(values["collection_started_at"], field="collection_started_at",
+                      label=gettext_noop("Collection start"), now=now)
+    ended = _moment(values["collection_ended_at"], field="collection_ended_at",
+                    label=gettext_noop("Collection end"), now=now)
+    received = _moment(values["received_at"], field="received_at", label=gettext_noop("Receipt"), now=now)
+    if ended <= started:
+        raise InvalidInput(gettext_noop("Collection end: must be after the collection start."),
+                           field="collection_ended_at")
+    if ended - started > dt.timedelta(hours=MAX_COLLECTION_HOURS):
+        raise InvalidInput(gettext_noop("Collection end: an apheresis longer than %(hours)s h is not "
+                                        "plausible; check the dates."),
+                           params={"hours": MAX_COLLECTION_HOURS}, field="collection_ended_at")
+    if received < ended:
+        raise InvalidInput(gettext_noop("Receipt: must be after the end of collection."), field="received_at")
+    temperature = clean_temperature(values["transport_temperature_c"], required=True, field="transport_temperature_c")
+    assert temperature is not None  # noqa: S101  (required=True above)
+    cleaned = {
+        "collection_started_at": started, "collection_ended_at": ended, "received_at": received,
+        "transport_temperature_c": temperature,
+        "volume_ml": _number(values["volume_ml"], field="volume_ml", label=gettext_noop("Volume (mL)"),
+                             low=Decimal(0), high=Decimal(5000), places=1, low_open=True),
+        "wbc_10e3_per_ul": _number(values["wbc_10e3_per_ul"], field="wbc_10e3_per_ul",
+                                   label=gettext_noop("WBC (×10³/µL)"), low=Decimal(0), high=Decimal(10000),
+                                   places=2, low_open=True),
+        "cd3_cells_total": _number(values["cd3_cells_total"], field="cd3_cells_total",
+                                   label=gettext_noop("CD3+ cells (total)"), low=Decimal(0), high=Decimal("1e13"),
+                                   places=0, low_open=True),
+    }
+    if not isinstance(values["bag_intact"], bool):
+        raise InvalidInput(gettext_noop("Bag integrity: answer yes or no."), field="bag_intact")
+    cleaned["bag_intact"] = values["bag_intact"]
+    return cleaned
+
+
 def intake_record(
     *, actor, donation: Donation, collection_started_at, collection_ended_at, received_at, transport_temperature_c,
     volume_ml, wbc_10e3_per_ul, cd3_cells_total, bag_intact, label_scanned_code: str,
@@ -232,28 +272,17 @@ def intake_record(
             # The identity check comes first: a wrong bag is refused whatever else is typed.
             label = identify_label(donation=locked, scanned_code=label_scanned_code,
                                    containers={ContainerType.APHERESIS_BAG})
-            started = _moment(collection_started_at, field="collection_started_at", label=gettext_noop("Collection start"), now=now)
-            ended = _moment(collection_ended_at, field="collection_ended_at", label=gettext_noop("Collection end"), now=now)
-            received = _moment(received_at, field="received_at", label=gettext_noop("Receipt"), now=now)
-            if ended <= started:
-                raise InvalidInput(gettext_noop("Collection end: must be after the collection start."),
-                                   field="collection_ended_at")
-            if ended - started > dt.timedelta(hours=MAX_COLLECTION_HOURS):
-                raise InvalidInput(gettext_noop("Collection end: an apheresis longer than %(hours)s h is not "
-                                                "plausible; check the dates."),
-                                   params={"hours": MAX_COLLECTION_HOURS}, field="collection_ended_at")
-            if received < ended:
-                raise InvalidInput(gettext_noop("Receipt: must be after the end of collection."), field="received_at")
-            temperature = clean_temperature(transport_temperature_c, required=True, field="transport_temperature_c")
-            volume = _number(volume_ml, field="volume_ml", label=gettext_noop("Volume (mL)"), low=Decimal(0), high=Decimal(5000),
-                             places=1, low_open=True)
-            wbc = _number(wbc_10e3_per_ul, field="wbc_10e3_per_ul", label=gettext_noop("WBC (×10³/µL)"), low=Decimal(0),
-                          high=Decimal(10000), places=2, low_open=True)
-            cd3 = _number(cd3_cells_total, field="cd3_cells_total", label=gettext_noop("CD3+ cells (total)"), low=Decimal(0),
-                          high=Decimal("1e13"), places=0, low_open=True)
-            if not isinstance(bag_intact, bool):
-                raise InvalidInput(gettext_noop("Bag integrity: answer yes or no."), field="bag_intact")
-            assert temperature is not None  # noqa: S101  (required=True above)
+            values = intake_values_clean({
+                "collection_started_at": collection_started_at, "collection_ended_at": collection_ended_at,
+                "received_at": received_at, "transport_temperature_c": transport_temperature_c,
+                "volume_ml": volume_ml, "wbc_10e3_per_ul": wbc_10e3_per_ul, "cd3_cells_total": cd3_cells_total,
+                "bag_intact": bag_intact,
+            }, now=now)
+            started, ended, received = (values["collection_started_at"], values["collection_ended_at"],
+                                        values["received_at"])
+            temperature, volume, wbc = (values["transport_temperature_c"], values["volume_ml"],
+                                        values["wbc_10e3_per_ul"])
+            cd3 = values["cd3_cells_total"]
             evaluation = intake_evaluate(intake_criteria_for(site, order.product), cd3_cells_total=cd3,
                                          transport_temperature_c=temperature, collection_ended_at=ended,
                                          received_at=received, bag_intact=bag_intact)

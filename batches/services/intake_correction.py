@@ -52,15 +52,8 @@ from batches.models import (
     Order,
     OrderStatus,
 )
-from batches.services.custody import clean_temperature
 from batches.services.deviations import deviation_raise
-from batches.services.intake import (
-    MAX_COLLECTION_HOURS,
-    _moment,
-    _number,
-    intake_criteria_for,
-    intake_evaluate,
-)
+from batches.services.intake import intake_criteria_for, intake_evaluate, intake_values_clean
 from carmfg.accounts.permissions import SitePerm, require_site_perm
 from carmfg.audit.models import Action
 from carmfg.audit.services import audit_record
@@ -121,41 +114,6 @@ class IdentityNotCorrectable(BatchError):
         "identity is a chain-of-identity event, not a typing error. Nothing was changed: quarantine the bag and raise "
         "a deviation."
     )
-
-
-def _clean(values: Mapping[str, Any], *, now: dt.datetime) -> dict[str, Any]:
-    """The intake's measured values checked as at recording (``intake_record``)."""
-    started = _moment(values["collection_started_at"], field="collection_started_at",
-                      label=gettext_noop("Collection start"), now=now)
-    ended = _moment(values["collection_ended_at"], field="collection_ended_at",
-                    label=gettext_noop("Collection end"), now=now)
-    received = _moment(values["received_at"], field="received_at", label=gettext_noop("Receipt"), now=now)
-    if ended <= started:
-        raise InvalidInput(gettext_noop("Collection end: must be after the collection start."),
-                           field="collection_ended_at")
-    if ended - started > dt.timedelta(hours=MAX_COLLECTION_HOURS):
-        raise InvalidInput(gettext_noop("Collection end: an apheresis longer than %(hours)s h is not "
-                                        "plausible; check the dates."),
-                           params={"hours": MAX_COLLECTION_HOURS}, field="collection_ended_at")
-    if received < ended:
-        raise InvalidInput(gettext_noop("Receipt: must be after the end of collection."), field="received_at")
-    temperature = clean_temperature(values["transport_temperature_c"], required=True, field="transport_temperature_c")
-    bag_intact = values["bag_intact"]
-    if not isinstance(bag_intact, bool):
-        raise InvalidInput(gettext_noop("Bag integrity: answer yes or no."), field="bag_intact")
-    return {
-        "collection_started_at": started, "collection_ended_at": ended, "received_at": received,
-        "transport_temperature_c": temperature,
-        "volume_ml": _number(values["volume_ml"], field="volume_ml", label=gettext_noop("Volume (mL)"),
-                             low=Decimal(0), high=Decimal(5000), places=1, low_open=True),
-        "wbc_10e3_per_ul": _number(values["wbc_10e3_per_ul"], field="wbc_10e3_per_ul",
-                                   label=gettext_noop("WBC (×10³/µL)"), low=Decimal(0), high=Decimal(10000),
-                                   places=2, low_open=True),
-        "cd3_cells_total": _number(values["cd3_cells_total"], field="cd3_cells_total",
-                                   label=gettext_noop("CD3+ cells (total)"), low=Decimal(0), high=Decimal("1e13"),
-                                   places=0, low_open=True),
-        "bag_intact": bag_intact,
-    }
 
 
 def _check_request(changes, reason, expected_version) -> str:
@@ -238,7 +196,7 @@ def intake_correct(
                               params={"din": locked.donation.din_display})
         _check_still_correctable(locked, order, batch)
         before = {name: getattr(locked, name) for name in CORRECTABLE_FIELDS}
-        after = _clean({**before, **changes}, now=now)
+        after = intake_values_clean({**before, **changes}, now=now)
         corrected = {name: {"old": before[name], "new": after[name]} for name in CORRECTABLE_FIELDS
                      if after[name] != before[name]}
         if not corrected:
