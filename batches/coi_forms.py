@@ -132,7 +132,9 @@ class CustodyScanForm(forms.Form):
 YES_NO = [("yes", _("Yes, intact")), ("no", _("No: damaged or leaking"))]
 
 
-class IntakeForm(forms.Form):
+class IntakeValuesForm(forms.Form):
+    """The measured values of an apheresis intake, as recorded and as corrected."""
+
     collection_started_at = _datetime_field(_("Collection started"))
     collection_ended_at = _datetime_field(_("Collection ended"))
     received_at = _datetime_field(_("Received here"))
@@ -143,6 +145,9 @@ class IntakeForm(forms.Form):
                                          help_text=_("e.g. 3200000000 or 3.2e9"))
     bag_intact = forms.TypedChoiceField(label=_("Bag intact?"), choices=YES_NO, coerce=lambda v: v == "yes",
                                         widget=forms.RadioSelect)
+
+
+class IntakeForm(IntakeValuesForm):
     label_scanned_code = forms.CharField(label=_("Scan the bag label"), max_length=SCAN_MAX_LENGTH, strip=False,
                                          widget=forms.TextInput(attrs=SCAN_ATTRS),
                                          help_text=_("Must be this donation's apheresis bag (AB-n)."))
@@ -152,20 +157,10 @@ class IntakeForm(forms.Form):
         chain_enter(self, list(self.fields))
 
 
-class IntakeCorrectionForm(forms.Form):
+class IntakeCorrectionForm(IntakeValuesForm):
     """The intake's measured values, shown as recorded; what is changed is corrected. The
     bag's label scan (identity) is not on this form: it cannot be corrected."""
 
-    collection_started_at = _datetime_field(_("Collection started"))
-    collection_ended_at = _datetime_field(_("Collection ended"))
-    received_at = _datetime_field(_("Received here"))
-    transport_temperature_c = forms.DecimalField(label=_("Transport temperature (°C)"), max_digits=5, decimal_places=1)
-    volume_ml = forms.DecimalField(label=_("Volume (mL)"), max_digits=7, decimal_places=1, min_value=0)
-    wbc_10e3_per_ul = forms.DecimalField(label=_("WBC (×10³/µL)"), max_digits=7, decimal_places=2, min_value=0)
-    cd3_cells_total = forms.DecimalField(label=_("CD3+ cells (total)"), max_digits=20, decimal_places=0, min_value=0,
-                                         help_text=_("e.g. 3200000000 or 3.2e9"))
-    bag_intact = forms.TypedChoiceField(label=_("Bag intact?"), choices=YES_NO, coerce=lambda v: v == "yes",
-                                        widget=forms.RadioSelect)
     reason = forms.CharField(max_length=REASON_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 3}),
                              label=_("Reason for the correction"),
                              help_text=_("e.g. “typing error: 5.0 °C written as 50 °C”. Kept with the old and new "
