@@ -69,12 +69,9 @@ class NewestFirstKeyset(CursorPagination):
         self.page_size = self.get_page_size(request) or PAGE_SIZE
         before, after = self._positions(request.query_params.get(self.cursor_query_param))
         refine = view.filter_queryset if view is not None else None
-        page = audit_event_page_for_user(request.user, AuditFilter(), before=before, after=after,
-                                         size=self.page_size, refine=refine)
-        if after is not None and page.newer is None:  # back at the top: the newest page, full
-            page = audit_event_page_for_user(request.user, AuditFilter(), size=self.page_size, refine=refine)
-        self.keyset: AuditPage = page
-        return page.object_list
+        self.keyset: AuditPage = audit_event_page_for_user(
+            request.user, AuditFilter(), before=before, after=after, size=self.page_size, refine=refine)
+        return self.keyset.object_list
 
     def _positions(self, text: str | None) -> tuple[AuditCursor | None, AuditCursor | None]:
         if text is None:

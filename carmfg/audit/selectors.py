@@ -144,7 +144,8 @@ def audit_event_page_for_user(
     size: int = PAGE_SIZE, refine: Callable[[QuerySet[AuditEvent]], QuerySet[AuditEvent]] | None = None,
 ) -> AuditPage:
     """``size`` events in scope, newest first: the newest ones, those just older than
-    ``before``, or those just newer than ``after``.
+    ``before``, or those just newer than ``after`` (the newest ones once fewer than
+    ``size`` are newer).
 
     Keyset pagination: no COUNT and no OFFSET, so page 1 and page 1,000 of a trail of
     millions cost the same. Each readable chain (and the logins of the sites' people)
@@ -185,6 +186,8 @@ def audit_event_page_for_user(
     ids = ids[:size]
     by_id = AuditEvent.objects.select_related("site").in_bulk(ids)
     events = [by_id[pk] for pk in ids]
+    if not forward and not more:  # back at the top: the newest page, full
+        return audit_event_page_for_user(user, flt, size=size, refine=refine)
     if not forward:
         events.reverse()
     if not events:
@@ -192,4 +195,4 @@ def audit_event_page_for_user(
     newest, oldest = AuditCursor.of(events[0]), AuditCursor.of(events[-1])
     if forward:
         return AuditPage(events, older=oldest if more else None, newer=newest if before is not None else None)
-    return AuditPage(events, older=oldest, newer=newest if more else None)
+    return AuditPage(events, older=oldest, newer=newest)

@@ -61,8 +61,6 @@ def audit_list(request):
         before = AuditCursor.parse(request.GET.get("before"))
         after = AuditCursor.parse(request.GET.get("after")) if before is None else None
         page = audit_event_page_for_user(request.user, flt, before=before, after=after)
-        if after is not None and page.newer is None:  # back at the top: the newest page, full
-            page = audit_event_page_for_user(request.user, flt)
     query = request.GET.copy()
     for name in PAGING_PARAMS:
         query.pop(name, None)
